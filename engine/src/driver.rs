@@ -1,0 +1,93 @@
+//! A synchronous driver for tests: executes every effect at once, in order, with
+//! in-memory files. It is the smallest correct driver, and the reference the real and
+//! simulated drivers must agree with.
+
+use crate::engine::{Config, ConnId, Effect, Engine, Event};
+use crate::jobs::run_job;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+pub struct SyncDriver {
+    pub engine: Engine,
+    /// Files COPY may read, by full path.
+    pub files: BTreeMap<String, Vec<u8>>,
+    pub now_ms: i64,
+    received: BTreeMap<ConnId, Vec<u8>>,
+    closed: BTreeSet<ConnId>,
+}
+
+impl SyncDriver {
+    pub fn new(cfg: Config) -> SyncDriver {
+        let mut d = SyncDriver {
+            engine: Engine::new(cfg),
+            files: BTreeMap::new(),
+            now_ms: 0,
+            received: BTreeMap::new(),
+            closed: BTreeSet::new(),
+        };
+        d.run(Event::Boot);
+        d
+    }
+
+    /// Feed one event and everything it causes, until the engine is idle.
+    pub fn run(&mut self, first: Event) {
+        let mut events = VecDeque::from([first]);
+        let mut fx = Vec::new();
+        while let Some(ev) = events.pop_front() {
+            self.engine.step(self.now_ms, ev, &mut fx);
+            for e in fx.drain(..) {
+                match e {
+                    Effect::Send(c, bytes) => self.received.entry(c).or_default().extend(bytes),
+                    Effect::Close(c) => {
+                        self.closed.insert(c);
+                    }
+                    Effect::ReadFile { token, path } => events.push_back(Event::FileRead {
+                        token,
+                        result: self
+                            .files
+                            .get(&path)
+                            .cloned()
+                            .ok_or_else(|| "no such file".to_string()),
+                    }),
+                    Effect::RunJob { token, job } => events.push_back(Event::JobDone {
+                        token,
+                        output: run_job(job),
+                    }),
+                }
+            }
+        }
+    }
+
+    pub fn open(&mut self, c: ConnId) {
+        self.closed.remove(&c);
+        self.run(Event::Open(c));
+    }
+
+    pub fn close(&mut self, c: ConnId) {
+        self.run(Event::Closed(c));
+    }
+
+    pub fn send(&mut self, c: ConnId, bytes: &[u8]) {
+        self.run(Event::Bytes(c, bytes.to_vec()));
+    }
+
+    /// Everything received on `c` since the last call, split into lines.
+    pub fn take_lines(&mut self, c: ConnId) -> Vec<String> {
+        let bytes = self.received.remove(&c).unwrap_or_default();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Send one statement and return its reply (empty string for no reply).
+    pub fn line(&mut self, c: ConnId, stmt: &str) -> String {
+        self.send(c, format!("{stmt}\n").as_bytes());
+        let mut lines = self.take_lines(c);
+        assert!(lines.len() <= 1, "one reply per statement, got {lines:?}");
+        lines.pop().unwrap_or_default()
+    }
+
+    pub fn is_closed(&self, c: ConnId) -> bool {
+        self.closed.contains(&c)
+    }
+}

@@ -1,0 +1,351 @@
+//! The state machine: `Engine::step(now_ms, event, &mut effects)` is the only way in,
+//! and the effects it pushes are the only way out. No IO, no clock, no threads, no
+//! unseeded randomness: the same events always produce the same effects.
+//!
+//! Per connection the engine frames lines itself (CRLF accepted, blank lines ignored,
+//! a maximum line length), runs the AUTH handshake, and executes statements strictly in
+//! order: while a statement waits for a job or a file, later lines queue behind it.
+
+use crate::catalog::{Op, State, User};
+use crate::jobs::{hash_password, Argon2Params, Job, JobOutput};
+use crate::ast::Perms;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+pub type ConnId = u64;
+pub type Token = u64;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Longest accepted line in bytes (without its `\n`).
+    pub max_line_bytes: usize,
+    /// Most input a connection may queue behind a busy statement.
+    pub max_pipelined_bytes: usize,
+    pub auth: bool,
+    /// Created (with `*` on `*`) when authentication is on and no users exist.
+    pub bootstrap_admin: Option<(String, String)>,
+    pub import_dir: Option<String>,
+    pub default_database: Option<String>,
+    /// Automatic compaction once a lens has more runs than this.
+    pub compact_threshold: usize,
+    /// Reads estimated to touch more stored intervals than this run as jobs.
+    pub job_threshold: usize,
+    pub max_txn_statements: usize,
+    pub argon2: Argon2Params,
+    /// Seed of the engine's ChaCha RNG (salts). The real driver draws it from the OS.
+    pub seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            max_line_bytes: 1 << 20,
+            max_pipelined_bytes: 64 << 20,
+            auth: false,
+            bootstrap_admin: None,
+            import_dir: None,
+            default_database: None,
+            compact_threshold: 32,
+            job_threshold: 1 << 16,
+            max_txn_statements: 100_000,
+            argon2: Argon2Params::PRODUCTION,
+            seed: 0,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Event {
+    /// The process started. (Recovery hooks in here once storage exists.)
+    Boot,
+    Open(ConnId),
+    Bytes(ConnId, Vec<u8>),
+    Closed(ConnId),
+    FileRead {
+        token: Token,
+        result: Result<Vec<u8>, String>,
+    },
+    JobDone {
+        token: Token,
+        output: JobOutput,
+    },
+}
+
+#[derive(Debug)]
+pub enum Effect {
+    Send(ConnId, Vec<u8>),
+    /// Close after everything sent before it.
+    Close(ConnId),
+    ReadFile { token: Token, path: String },
+    RunJob { token: Token, job: Job },
+}
+
+/// What a connection is waiting for.
+pub(crate) enum Waiting {
+    Auth { user: String },
+    CreateUser { name: String },
+    Query,
+    CopyRead { db: String, lens: String, ty: crate::value::Type, path: String },
+    CopyParse { db: String, lens: String, ty: crate::value::Type },
+    Compact,
+}
+
+pub(crate) struct Pending {
+    pub conn: Option<ConnId>,
+    pub waiting: Option<Waiting>,
+    /// For compaction jobs: which lens incarnation the result belongs to.
+    pub compact: Option<(String, String, u64)>,
+}
+
+#[derive(Default)]
+pub(crate) struct Conn {
+    buf: Vec<u8>,
+    queue: VecDeque<Vec<u8>>,
+    queued_bytes: usize,
+    /// Over-long input seen: answer what came before, then `ERR line too long`, close.
+    too_long: bool,
+    pub busy: bool,
+    pub closing: bool,
+    pub out: Vec<u8>,
+    pub db: Option<String>,
+    pub user: Option<String>,
+    pub authed: bool,
+    pub txn: Option<Vec<Op>>,
+}
+
+pub struct Engine {
+    pub(crate) cfg: Config,
+    pub(crate) state: State,
+    pub(crate) conns: BTreeMap<ConnId, Conn>,
+    pub(crate) pending: BTreeMap<Token, Pending>,
+    pub(crate) next_token: Token,
+    pub(crate) rng: ChaCha20Rng,
+    /// Lens uids with an automatic compaction in flight.
+    pub(crate) compacting: BTreeSet<u64>,
+    pub(crate) now_ms: i64,
+}
+
+impl Engine {
+    pub fn new(cfg: Config) -> Engine {
+        let rng = ChaCha20Rng::seed_from_u64(cfg.seed);
+        let mut e = Engine {
+            cfg,
+            state: State::default(),
+            conns: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            next_token: 1,
+            rng,
+            compacting: BTreeSet::new(),
+            now_ms: 0,
+        };
+        e.bootstrap();
+        e
+    }
+
+    fn bootstrap(&mut self) {
+        if !self.cfg.auth || !self.state.users.is_empty() {
+            return;
+        }
+        if let Some((name, password)) = self.cfg.bootstrap_admin.clone() {
+            let salt = self.salt();
+            // Once, at construction: hashing inline is fine here.
+            let phc = hash_password(&password, salt, self.cfg.argon2).expect("valid argon2 parameters");
+            let mut grants = BTreeMap::new();
+            grants.insert("*".to_string(), Perms::ALL);
+            self.state.users.insert(name, User { phc, grants });
+        }
+    }
+
+    pub(crate) fn salt(&mut self) -> [u8; 16] {
+        let mut s = [0u8; 16];
+        self.rng.fill_bytes(&mut s);
+        s
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Read-only view of the committed state (tests, the simulator, benchmarks).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// The only entry point. Effects are appended to `fx` in the order they must run.
+    pub fn step(&mut self, now_ms: i64, event: Event, fx: &mut Vec<Effect>) {
+        // The driver's clock may step back; the engine's never does.
+        self.now_ms = self.now_ms.max(now_ms);
+        match event {
+            Event::Boot => {}
+            Event::Open(id) => {
+                let c = Conn {
+                    db: self.cfg.default_database.clone(),
+                    authed: !self.cfg.auth,
+                    ..Conn::default()
+                };
+                assert!(self.conns.insert(id, c).is_none(), "connection id reused while open");
+            }
+            Event::Bytes(id, data) => self.on_bytes(id, &data, fx),
+            Event::Closed(id) => {
+                // A disconnect rolls back: the buffered transaction is simply dropped.
+                self.conns.remove(&id);
+            }
+            Event::FileRead { token, result } => self.on_file(token, result, fx),
+            Event::JobDone { token, output } => self.on_job(token, output, fx),
+        }
+        self.flush(fx);
+    }
+
+    pub(crate) fn token(&mut self) -> Token {
+        let t = self.next_token;
+        self.next_token += 1;
+        t
+    }
+
+    fn on_bytes(&mut self, id: ConnId, data: &[u8], fx: &mut Vec<Effect>) {
+        let max = self.cfg.max_line_bytes;
+        let max_queue = self.cfg.max_pipelined_bytes;
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        if c.closing || c.too_long {
+            return;
+        }
+        let mut rest = data;
+        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+            if c.buf.len() + nl > max {
+                c.too_long = true;
+                break;
+            }
+            c.buf.extend_from_slice(&rest[..nl]);
+            let line = std::mem::take(&mut c.buf);
+            c.queued_bytes += line.len();
+            c.queue.push_back(line);
+            rest = &rest[nl + 1..];
+        }
+        if !c.too_long {
+            c.buf.extend_from_slice(rest);
+            if c.buf.len() > max {
+                c.too_long = true;
+            }
+        }
+        if c.queued_bytes > max_queue {
+            c.queue.clear();
+            c.out.extend_from_slice(b"ERR server busy: too much pipelined input\n");
+            c.closing = true;
+            return;
+        }
+        self.pump(id, fx);
+    }
+
+    /// Run queued lines until the connection waits on something or runs dry.
+    pub(crate) fn pump(&mut self, id: ConnId, fx: &mut Vec<Effect>) {
+        loop {
+            let Some(c) = self.conns.get_mut(&id) else { return };
+            if c.busy || c.closing {
+                return;
+            }
+            let Some(line) = c.queue.pop_front() else {
+                if c.too_long {
+                    c.out.extend_from_slice(b"ERR line too long\n");
+                    c.closing = true;
+                }
+                return;
+            };
+            c.queued_bytes -= line.len();
+            self.execute_line(id, line, fx);
+        }
+    }
+
+    /// Append one reply line for `id`.
+    pub(crate) fn say(&mut self, id: ConnId, reply: &str) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            debug_assert!(!reply.contains('\n'), "one reply line per statement");
+            c.out.extend_from_slice(reply.as_bytes());
+            c.out.push(b'\n');
+        }
+    }
+
+    pub(crate) fn close_after_reply(&mut self, id: ConnId) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.closing = true;
+            c.queue.clear();
+        }
+    }
+
+    /// Turn buffered replies into effects, one `Send` per connection per step.
+    fn flush(&mut self, fx: &mut Vec<Effect>) {
+        let mut closed = Vec::new();
+        for (id, c) in self.conns.iter_mut() {
+            if !c.out.is_empty() {
+                fx.push(Effect::Send(*id, std::mem::take(&mut c.out)));
+            }
+            if c.closing {
+                fx.push(Effect::Close(*id));
+                closed.push(*id);
+            }
+        }
+        for id in closed {
+            self.conns.remove(&id);
+        }
+    }
+
+    fn on_file(&mut self, token: Token, result: Result<Vec<u8>, String>, fx: &mut Vec<Effect>) {
+        let Some(p) = self.pending.remove(&token) else { return };
+        let (Some(id), Some(Waiting::CopyRead { db, lens, ty, path })) = (p.conn, p.waiting) else {
+            return;
+        };
+        if !self.conns.contains_key(&id) {
+            return;
+        }
+        match result {
+            Err(why) => {
+                self.say(id, &format!("ERR cannot read {path}: {why}"));
+                self.done_waiting(id, fx);
+            }
+            Ok(data) => {
+                let t = self.token();
+                self.pending.insert(
+                    t,
+                    Pending {
+                        conn: Some(id),
+                        waiting: Some(Waiting::CopyParse {
+                            db,
+                            lens: lens.clone(),
+                            ty,
+                        }),
+                        compact: None,
+                    },
+                );
+                fx.push(Effect::RunJob {
+                    token: t,
+                    job: Job::ParseCsv { data, lens, ty },
+                });
+            }
+        }
+    }
+
+    pub(crate) fn done_waiting(&mut self, id: ConnId, fx: &mut Vec<Effect>) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.busy = false;
+        }
+        self.pump(id, fx);
+    }
+
+    fn on_job(&mut self, token: Token, output: JobOutput, fx: &mut Vec<Effect>) {
+        let Some(p) = self.pending.remove(&token) else { return };
+        if let (Some((db, lens, uid)), JobOutput::Compacted(c)) = (&p.compact, &output) {
+            self.compacting.remove(uid);
+            self.install_compaction(db, lens, *uid, c.clone());
+        }
+        let Some(id) = p.conn else { return };
+        if !self.conns.contains_key(&id) {
+            return;
+        }
+        self.finish_waiting(id, p.waiting, output, fx);
+        self.done_waiting(id, fx);
+    }
+}
