@@ -211,11 +211,11 @@ pub fn expr_pieces(db: &Database, expr: &Expr, s: i64, e: i64, sel: Selector, de
             continue;
         }
         let ps = pieces(db, n, s.saturating_add(a), e.saturating_add(b), sel, depth + 1)?;
+        // With integer time, piece p overlaps [t+a, t+b) exactly for
+        // t in [p.start - b + 1, p.end - a): the window's piece set changes only there.
         for p in &ps {
-            for x in [p.start, p.end] {
-                bounds.push(x.saturating_sub(a));
-                bounds.push(x.saturating_sub(b));
-            }
+            bounds.push(p.start.saturating_sub(b).saturating_add(1));
+            bounds.push(p.end.saturating_sub(a));
         }
         rolls.insert((n, a, b), ps);
     }

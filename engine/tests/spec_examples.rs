@@ -1,0 +1,423 @@
+//! Every worked example of SPEC.md, and the semantics the spec states in prose, as
+//! exact reply lines through the engine's synchronous driver.
+
+use tau_engine::driver::SyncDriver;
+use tau_engine::{Argon2Params, Config};
+
+fn driver() -> SyncDriver {
+    let mut d = SyncDriver::new(Config {
+        argon2: Argon2Params::TEST,
+        import_dir: Some("/import".into()),
+        ..Config::default()
+    });
+    d.open(1);
+    d
+}
+
+/// Run `(statement, expected reply)` pairs on connection 1.
+fn script(d: &mut SyncDriver, pairs: &[(&str, &str)]) {
+    for (stmt, want) in pairs {
+        assert_eq!(d.line(1, stmt), *want, "statement: {stmt}");
+    }
+}
+
+#[test]
+fn spec_worked_examples() {
+    let mut d = driver();
+    script(
+        &mut d,
+        &[
+            ("CREATE DATABASE sensors", "OK"),
+            ("USE DATABASE sensors", "OK"),
+            ("CREATE LENS temp float", "OK"),
+            ("APPEND LENS temp 0 3600 18.5, 3600 7200 21.0", "OK"),
+            ("AT LENS temp 1800", "VAL f18.5"),
+            ("RANGE LENS temp 0 7200", "RANGE 2; 0:3600:f18.5; 3600:7200:f21"),
+            ("APPEND LENS temp 0 3600 20", "OK"),
+            ("AT LENS temp 1800", "VAL f20"),
+            ("AT LENS temp 1800 LAYER 1", "VAL f18.5"),
+            ("REDUCE LENS temp 0 7200 USING twavg", "VAL f20.5"),
+            ("DERIVE LENS temp_f AS temp * 9.0 / 5.0 + 32.0", "OK"),
+            ("AT LENS temp_f 1800", "VAL f68"),
+            ("CREATE LENS x int", "OK"),
+            ("APPEND LENS x 0 100 1", "OK"),
+            ("APPEND LENS x 40 60 2", "OK"),
+            ("RANGE LENS x 0 100", "RANGE 3; 0:40:i1; 40:60:i2; 60:100:i1"),
+            ("REDUCE LENS x 0 100 USING count", "VAL i3"),
+            ("REDUCE LENS x 0 100 USING integral", "VAL i120"),
+            ("APPEND LENS x 10 5 1", "ERR invalid range (start >= end)"),
+            (
+                "APPEND LENS x 0 10 1.5",
+                "ERR type mismatch on x: expected int, got float",
+            ),
+            (
+                "REDUCE LENS temp 0 7200 USNG twavg",
+                "ERR parse error at column 24: expected USING, found \"USNG\"",
+            ),
+        ],
+    );
+}
+
+fn setup(d: &mut SyncDriver) {
+    script(
+        d,
+        &[
+            ("CREATE DATABASE db", "OK"),
+            ("USE DATABASE db", "OK"),
+            ("CREATE LENS x int", "OK"),
+        ],
+    );
+}
+
+#[test]
+fn writes_are_all_or_nothing() {
+    let mut d = driver();
+    setup(&mut d);
+    script(
+        &mut d,
+        &[
+            ("APPEND LENS x 0 10 1, 5 15 2", "ERR overlapping intervals in one write"),
+            ("APPEND LENS x 20 30 1, 30 20 2", "ERR invalid range (start >= end)"),
+            ("APPEND LENS x 0 10 1, 10 20 \"s\"", "ERR type mismatch on x: expected int, got str"),
+            ("APPEND LENS nope 0 10 1", "ERR unknown lens: nope"),
+            ("BATCH APPEND LENS x { }", "OK"),
+            ("HISTORY LENS x", "LAYERS 0"),
+            // Input order does not matter.
+            ("BATCH APPEND LENS x { 10 20 2; 0 10 1 }", "OK"),
+            ("RANGE LENS x 0 100", "RANGE 2; 0:10:i1; 10:20:i2"),
+            ("HISTORY LENS x", "LAYERS 1; 1:0:0:20"),
+        ],
+    );
+}
+
+#[test]
+fn nil_null_and_selectors() {
+    let mut d = driver();
+    setup(&mut d);
+    d.now_ms = 1000;
+    script(&mut d, &[("APPEND LENS x 0 10 null", "OK")]);
+    d.now_ms = 2000;
+    script(
+        &mut d,
+        &[
+            ("APPEND LENS x 5 15 7", "OK"),
+            ("AT LENS x 2", "VAL n"),
+            ("AT LENS x 20", "VAL NIL"),
+            ("AT LENS x 7", "VAL i7"),
+            ("AT LENS x 7 AS OF 1500", "VAL n"),
+            ("AT LENS x 7 AS OF 999", "VAL NIL"),
+            ("AT LENS x 7 LAYER 9", "ERR unknown layer: 9"),
+            ("RANGE LENS x 0 20 AS OF 1000", "RANGE 1; 0:10:n"),
+            ("RANGE LENS x 0 20 LAYER 2", "RANGE 1; 5:15:i7"),
+            ("HISTORY LENS x", "LAYERS 2; 1:1000:0:10; 2:2000:5:15"),
+            ("HISTORY LENS x 12 20", "LAYERS 1; 2:2000:5:15"),
+            ("REDUCE LENS x 0 20 USING sum", "VAL i7"),
+            ("REDUCE LENS x 0 20 USING count", "VAL i2"),
+            ("REDUCE LENS x 0 20 USING duration", "VAL i15"),
+            ("REDUCE LENS x 0 20 USING first", "VAL n"),
+            ("REDUCE LENS x 100 200 USING count", "VAL i0"),
+            ("REDUCE LENS x 100 200 USING duration", "VAL i0"),
+            ("REDUCE LENS x 100 200 USING sum", "VAL NIL"),
+            ("REDUCE LENS x 0 20 USING avg", "VAL f7"),
+            ("RANGE LENS x 5 5", "ERR invalid range (start >= end)"),
+        ],
+    );
+}
+
+#[test]
+fn reduce_functions_and_types() {
+    let mut d = driver();
+    setup(&mut d);
+    script(
+        &mut d,
+        &[
+            ("APPEND LENS x 0 10 4, 10 30 1, 30 40 -2", "OK"),
+            ("REDUCE LENS x 0 40 USING min", "VAL i-2"),
+            ("REDUCE LENS x 0 40 USING max", "VAL i4"),
+            ("REDUCE LENS x 0 40 USING sum", "VAL i3"),
+            ("REDUCE LENS x 0 40 USING avg", "VAL f1"),
+            ("REDUCE LENS x 0 40 USING twavg", "VAL f1"),
+            ("REDUCE LENS x 0 40 USING integral", "VAL i40"),
+            ("REDUCE LENS x 0 40 USING first", "VAL i4"),
+            ("REDUCE LENS x 0 40 USING last", "VAL i-2"),
+            ("REDUCE LENS x 5 35 USING integral", "VAL i30"),
+            ("CREATE LENS s str", "OK"),
+            ("APPEND LENS s 0 10 \"a b\"", "OK"),
+            ("REDUCE LENS s 0 10 USING sum", "ERR type mismatch on s: expected int or float, got str"),
+            ("REDUCE LENS s 0 10 USING last", "VAL sa%20b"),
+            ("CREATE LENS f float", "OK"),
+            ("APPEND LENS f 0 1 0.1, 1 2 0.2", "OK"),
+            ("REDUCE LENS f 0 2 USING sum", "VAL f0.30000000000000004"),
+            ("CREATE LENS big int", "OK"),
+            ("APPEND LENS big 0 2 9223372036854775807", "OK"),
+            ("REDUCE LENS big 0 2 USING integral", "ERR invalid expression: integer overflow"),
+            ("REDUCE LENS big 0 2 USING sum", "VAL i9223372036854775807"),
+        ],
+    );
+}
+
+#[test]
+fn range_where_limit_offset() {
+    let mut d = driver();
+    setup(&mut d);
+    script(
+        &mut d,
+        &[
+            ("CREATE LENS y int", "OK"),
+            ("APPEND LENS x 0 100 1", "OK"),
+            ("APPEND LENS y 0 30 0, 30 60 5, 60 70 0, 70 100 5", "OK"),
+            ("RANGE LENS x 0 100 WHERE y > 1", "RANGE 2; 30:60:i1; 70:100:i1"),
+            ("RANGE LENS x 0 100 WHERE y > 1 LIMIT 1", "RANGE 1; 30:60:i1"),
+            ("RANGE LENS x 0 100 WHERE y > 1 LIMIT 1 OFFSET 1", "RANGE 1; 70:100:i1"),
+            ("RANGE LENS x 0 100 WHERE y >= 0", "RANGE 1; 0:100:i1"),
+            ("RANGE LENS x 0 100 WHERE y", "ERR invalid expression: WHERE needs a bool expression, got int"),
+            ("RANGE LENS x 0 100 OFFSET 5", "RANGE 0"),
+        ],
+    );
+}
+
+#[test]
+fn derived_lenses() {
+    let mut d = driver();
+    setup(&mut d);
+    script(
+        &mut d,
+        &[
+            ("CREATE LENS y int", "OK"),
+            ("APPEND LENS x 0 10 1, 10 20 2", "OK"),
+            ("APPEND LENS y 5 15 10", "OK"),
+            ("DERIVE LENS s AS x + y", "OK"),
+            ("RANGE LENS s 0 20", "RANGE 2; 5:10:i11; 10:15:i12"),
+            ("DERIVE LENS same AS x * 0", "OK"),
+            ("RANGE LENS same 0 20", "RANGE 1; 0:20:i0"),
+            ("DERIVE LENS roll AS sum(x, -5, 0)", "OK"),
+            ("AT LENS roll 12", "VAL i3"),
+            ("AT LENS roll 0", "VAL NIL"),
+            ("RANGE LENS roll 0 30", "RANGE 3; 1:11:i1; 11:15:i3; 15:25:i2"),
+            ("AT LENS roll 1", "VAL i1"),
+            ("AT LENS roll 25", "VAL NIL"),
+            ("DERIVE LENS cnt AS count(x, -5, 0)", "OK"),
+            ("AT LENS cnt 100", "VAL i0"),
+            ("DERIVE LENS bad AS nope + 1", "ERR unknown lens: nope"),
+            ("DERIVE LENS loop AS loop + 1", "ERR cycle detected in derived lens: loop"),
+            ("DERIVE LENS a AS x + 1", "OK"),
+            ("DERIVE LENS b AS a + 1", "OK"),
+            ("DERIVE LENS a AS b + 1", "ERR cycle detected in derived lens: a"),
+            ("DERIVE LENS t AS x + \"s\"", "ERR invalid expression: cannot apply + to int and str"),
+            ("DERIVE LENS z AS x / 0", "OK"),
+            ("AT LENS z 1", "ERR invalid expression: division by zero"),
+            ("AT LENS z 50", "VAL NIL"),
+            ("DROP LENS x", "ERR lens x is used by derived lens a"),
+            ("APPEND LENS s 0 1 1", "ERR cannot write to derived lens: s"),
+            ("AT LENS s 7 LAYER 1", "ERR invalid expression: LAYER needs a base lens"),
+            ("DERIVE LENS x AS y", "ERR duplicate lens: x"),
+        ],
+    );
+}
+
+#[test]
+fn drop_and_recreate_keeps_counting_layer_ids() {
+    let mut d = driver();
+    setup(&mut d);
+    script(
+        &mut d,
+        &[
+            ("APPEND LENS x 0 10 1", "OK"),
+            ("DROP LENS x", "OK"),
+            ("AT LENS x 1", "ERR unknown lens: x"),
+            ("CREATE LENS x float", "OK"),
+            ("AT LENS x 1", "VAL NIL"),
+            ("APPEND LENS x 0 10 1", "OK"),
+            ("HISTORY LENS x", "LAYERS 1; 2:0:0:10"),
+            ("SHOW LENSES", "NAMES 1; x"),
+            ("SHOW DATABASES", "NAMES 1; db"),
+            ("CREATE DATABASE db", "ERR duplicate database: db"),
+            ("CREATE LENS x int", "ERR duplicate lens: x"),
+            ("USE DATABASE nope", "ERR unknown database: nope"),
+        ],
+    );
+}
+
+#[test]
+fn transactions_are_per_connection_and_atomic() {
+    let mut d = driver();
+    setup(&mut d);
+    d.open(2);
+    assert_eq!(d.line(2, "USE DATABASE db"), "OK");
+    script(
+        &mut d,
+        &[
+            ("START TRANSACTION", "OK"),
+            ("START TRANSACTION", "ERR transaction already active"),
+            ("CREATE LENS y int", "OK"),
+            ("APPEND LENS y 0 10 1", "OK"),
+            ("APPEND LENS x 0 10 5", "OK"),
+            ("APPEND LENS x 0 10 1.5", "ERR type mismatch on x: expected int, got float"),
+            ("CREATE DATABASE other", "ERR invalid in transaction: CREATE DATABASE"),
+            ("AT LENS x 1", "VAL NIL"),
+        ],
+    );
+    assert_eq!(d.line(2, "AT LENS x 1"), "VAL NIL");
+    assert_eq!(d.line(2, "AT LENS y 1"), "ERR unknown lens: y");
+    assert_eq!(d.line(2, "APPEND LENS x 0 1 9"), "OK");
+    script(
+        &mut d,
+        &[
+            ("COMMIT", "OK"),
+            ("AT LENS y 1", "VAL i1"),
+            ("AT LENS x 5", "VAL i5"),
+            // Layer 1 went to connection 2; the transaction got 2 and 3 in order.
+            ("HISTORY LENS x", "LAYERS 2; 1:0:0:1; 3:0:0:10"),
+            ("COMMIT", "ERR no active transaction"),
+            ("ROLLBACK", "ERR no active transaction"),
+            ("START TRANSACTION", "OK"),
+            ("APPEND LENS x 0 10 7", "OK"),
+            ("ROLLBACK", "OK"),
+            ("AT LENS x 5", "VAL i5"),
+            ("START TRANSACTION", "OK"),
+            ("APPEND LENS y 0 10 7", "OK"),
+        ],
+    );
+    // Another connection drops y: COMMIT re-validates and fails as a whole.
+    assert_eq!(d.line(2, "DROP LENS y"), "OK");
+    assert_eq!(d.line(1, "COMMIT"), "ERR unknown lens: y");
+    // A disconnect rolls back.
+    script(&mut d, &[("START TRANSACTION", "OK"), ("APPEND LENS x 0 10 8", "OK")]);
+    d.close(1);
+    assert_eq!(d.line(2, "AT LENS x 5"), "VAL i5");
+}
+
+#[test]
+fn users_grants_and_rights() {
+    let mut d = SyncDriver::new(Config {
+        auth: true,
+        bootstrap_admin: Some(("admin".into(), "pw".into())),
+        argon2: Argon2Params::TEST,
+        ..Config::default()
+    });
+    d.open(1);
+    assert_eq!(d.line(1, "SHOW DATABASES"), "ERR authentication required");
+    assert!(d.is_closed(1));
+    d.open(2);
+    assert_eq!(d.line(2, "AUTH admin wrong"), "ERR authentication failed");
+    assert!(d.is_closed(2));
+    d.open(3);
+    let admin = [
+        ("AUTH admin pw", "OK"),
+        ("CREATE DATABASE db", "OK"),
+        ("CREATE USER bob PASSWORD \"b pw\"", "OK"),
+        ("CREATE USER bob PASSWORD \"x\"", "ERR duplicate user: bob"),
+        ("GRANT R ON db TO bob", "OK"),
+        ("GRANT u on * TO bob", "OK"),
+        ("SHOW USERS", "NAMES 2; admin; bob"),
+        ("SHOW GRANTS", "GRANTS 2; admin *:CRUDA; bob *:U db:R"),
+        ("USE DATABASE db", "OK"),
+        ("CREATE LENS x int", "OK"),
+    ];
+    for (s, want) in admin {
+        assert_eq!(d.line(3, s), want, "{s}");
+    }
+    d.open(4);
+    let bob = [
+        ("AUTH bob \"b pw\"", "OK"),
+        ("AUTH bob \"b pw\"", "ERR already authenticated"),
+        ("USE DATABASE db", "OK"),
+        ("APPEND LENS x 0 10 1", "OK"),
+        ("AT LENS x 1", "VAL i1"),
+        ("CREATE LENS y int", "ERR permission denied: bob lacks C on db"),
+        ("DROP LENS x", "ERR permission denied: bob lacks D on db"),
+        ("CREATE DATABASE d2", "ERR permission denied: bob lacks A on *"),
+        ("SHOW USERS", "ERR permission denied: bob lacks A on *"),
+        ("SHOW GRANTS bob", "GRANTS 1; bob *:U db:R"),
+        ("SHOW GRANTS admin", "ERR permission denied: bob lacks A on *"),
+    ];
+    for (s, want) in bob {
+        assert_eq!(d.line(4, s), want, "{s}");
+    }
+    assert_eq!(d.line(3, "REVOKE R ON db FROM bob"), "OK");
+    assert_eq!(d.line(4, "AT LENS x 1"), "ERR permission denied: bob lacks R on db");
+    assert_eq!(d.line(3, "DROP USER bob"), "OK");
+    assert_eq!(d.line(3, "SHOW GRANTS"), "GRANTS 1; admin *:CRUDA");
+}
+
+#[test]
+fn framing_blank_lines_crlf_and_limits() {
+    let mut d = SyncDriver::new(Config {
+        max_line_bytes: 64,
+        ..Config::default()
+    });
+    d.open(1);
+    d.send(1, b"SHOW DATABASES\r\n\r\n   \nSHOW DATA");
+    assert_eq!(d.take_lines(1), vec!["NAMES 0"]);
+    d.send(1, b"BASES\n");
+    assert_eq!(d.take_lines(1), vec!["NAMES 0"]);
+    d.send(1, b"\xff\xfe\n");
+    assert_eq!(d.take_lines(1), vec!["ERR parse error at column 0: invalid UTF-8"]);
+    d.send(1, &[b'x'; 100]);
+    assert_eq!(d.take_lines(1), vec!["ERR line too long"]);
+    assert!(d.is_closed(1));
+    d.open(2);
+    assert_eq!(d.line(2, "QUIT"), "OK BYE");
+    assert!(d.is_closed(2));
+}
+
+#[test]
+fn copy_reads_only_the_import_directory() {
+    let mut d = driver();
+    setup(&mut d);
+    d.files.insert("/import/x.csv".into(), b"# x\n0,10,1\n10,20,2\n".to_vec());
+    d.files.insert("/import/bad.csv".into(), b"0,10,1\n5,3,1\n".to_vec());
+    script(
+        &mut d,
+        &[
+            ("COPY LENS x FROM \"x.csv\"", "OK"),
+            ("RANGE LENS x 0 20", "RANGE 2; 0:10:i1; 10:20:i2"),
+            ("COPY LENS x FROM \"bad.csv\"", "ERR line 2: invalid range (start >= end)"),
+            ("COPY LENS x FROM \"../etc/passwd\"", "ERR permission denied: path outside the import directory"),
+            ("COPY LENS x FROM \"/etc/passwd\"", "ERR permission denied: path outside the import directory"),
+            ("COPY LENS x FROM \"missing.csv\"", "ERR cannot read missing.csv: no such file"),
+            ("HISTORY LENS x", "LAYERS 1; 1:0:0:20"),
+        ],
+    );
+}
+
+#[test]
+fn compaction_changes_no_answer_and_creates_no_layer() {
+    let mut d = driver();
+    setup(&mut d);
+    for i in 0..10 {
+        d.now_ms = i * 10;
+        let s = format!("APPEND LENS x {} {} {}", i * 5, i * 5 + 20, i);
+        assert_eq!(d.line(1, &s), "OK");
+    }
+    let queries = [
+        "RANGE LENS x -10 100",
+        "RANGE LENS x -10 100 AS OF 45",
+        "RANGE LENS x 0 100 LAYER 3",
+        "AT LENS x 12",
+        "AT LENS x 12 AS OF 20",
+        "REDUCE LENS x 0 100 USING twavg",
+        "REDUCE LENS x 0 100 USING count",
+        "HISTORY LENS x",
+        "HISTORY LENS x 50 60",
+    ];
+    let before: Vec<String> = queries.iter().map(|q| d.line(1, q)).collect();
+    assert_eq!(d.line(1, "COMPACT LENS x"), "OK");
+    let after: Vec<String> = queries.iter().map(|q| d.line(1, q)).collect();
+    assert_eq!(before, after);
+    assert_eq!(d.line(1, "APPEND LENS x 0 1 99"), "OK");
+    assert_eq!(d.line(1, "HISTORY LENS x 0 1"), "LAYERS 2; 1:0:0:20; 11:90:0:1");
+}
+
+#[test]
+fn status_shape() {
+    let mut d = driver();
+    setup(&mut d);
+    assert_eq!(
+        d.line(1, "SHOW STATUS"),
+        format!(
+            "STATUS 7; auth:off; connections:1; database:db; databases:1; transaction:off; version:{}; written_at:0",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+}
