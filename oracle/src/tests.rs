@@ -67,3 +67,402 @@ fn spec_worked_example() {
         ],
     );
 }
+
+fn db_oracle() -> Oracle {
+    let mut o = oracle();
+    script(
+        &mut o,
+        1,
+        &[("CREATE DATABASE d", "OK"), ("USE DATABASE d", "OK")],
+    );
+    o
+}
+
+#[test]
+fn blank_lines_get_no_reply() {
+    let mut o = oracle();
+    assert_eq!(o.execute(1, 0, b""), None);
+    assert_eq!(o.execute(1, 0, b"  \t "), None);
+    assert!(o.execute(1, 0, b"\x0b").unwrap().line.starts_with("ERR parse error"));
+}
+
+#[test]
+fn lexical_rules() {
+    let mut o = db_oracle();
+    script(
+        &mut o,
+        1,
+        &[
+            ("create lens s str", "OK"),
+            ("CrEaTe LeNs S int", "OK"),
+            ("SHOW LENSES", "NAMES 2; S; s"),
+            ("APPEND LENS s 0 1 \"a b:c;d%e\\\"\\\\\"", "OK"),
+            ("AT LENS s 0", "VAL sa%20b%3Ac%3Bd%25e\"\\"),
+            ("CREATE LENS true int", "ERR parse error"),
+            ("CREATE LENS Null int", "ERR parse error"),
+            ("CREATE LENS 1x int", "ERR parse error"),
+            ("CREATE LENS b bytes", "OK"),
+            ("APPEND LENS b 0 1 0xDEad", "OK"),
+            ("APPEND LENS b 1 2 0x", "OK"),
+            ("APPEND LENS b 2 3 0xabc", "ERR parse error"),
+            ("RANGE LENS b 0 3", "RANGE 2; 0:1:xdead; 1:2:x"),
+            ("CREATE LENS f float", "OK"),
+            ("APPEND LENS f 0 1 1e3, 1 2 -2.5E-1, 2 3 0.1", "OK"),
+            ("RANGE LENS f 0 3", "RANGE 3; 0:1:f1000; 1:2:f-0.25; 2:3:f0.1"),
+            ("APPEND LENS f 0 1 1e400", "ERR parse error"),
+            ("APPEND LENS S 0 1 9223372036854775808", "ERR parse error"),
+            ("APPEND LENS S 0 1 -9223372036854775808", "OK"),
+            ("AT LENS S 0", "VAL i-9223372036854775808"),
+            ("APPEND LENS S 0 1 1.", "ERR parse error"),
+            ("APPEND LENS S 0 1 \"x\\n\"", "ERR parse error"),
+            ("APPEND LENS S 0 1 \"unterminated", "ERR parse error"),
+            ("APPEND LENS S 0 1 1,", "ERR parse error"),
+            ("APPEND LENS S 0 1 1 2 3 4", "ERR parse error"),
+            ("   AT LENS S 0\t ", "VAL i-9223372036854775808"),
+            ("AT LENS S 0 garbage", "ERR parse error"),
+            ("FROB", "ERR parse error"),
+        ],
+    );
+    let r = o.execute(1, 0, b"AT LENS \xff 0").unwrap();
+    assert_eq!(r.line, "ERR parse error at column 8: invalid UTF-8");
+}
+
+#[test]
+fn float_encoding() {
+    let mut o = db_oracle();
+    script(
+        &mut o,
+        1,
+        &[
+            ("CREATE LENS f float", "OK"),
+            ("APPEND LENS f 0 1 0.1", "OK"),
+            ("DERIVE LENS g AS f + 0.2", "OK"),
+            ("AT LENS g 0", "VAL f0.30000000000000004"),
+            ("DERIVE LENS h AS f * 0.0 * -1.0", "OK"),
+            ("AT LENS h 0", "VAL f-0"),
+            ("DERIVE LENS k AS f * 1e300 * 1e10", "OK"),
+            ("AT LENS k 0", "ERR invalid expression: float overflow"),
+            ("DERIVE LENS m AS f * 1e20", "OK"),
+            ("AT LENS m 0", "VAL f10000000000000000000"),
+        ],
+    );
+}
+
+#[test]
+fn writes_all_or_nothing() {
+    let mut o = db_oracle();
+    script(
+        &mut o,
+        1,
+        &[
+            ("CREATE LENS x int", "OK"),
+            ("APPEND LENS x 0 10 1, 5 15 2", "ERR overlapping intervals in one write"),
+            ("APPEND LENS x 0 10 1, 10 5 2, 3 4 \"s\"", "ERR invalid range (start >= end)"),
+            ("APPEND LENS x 0 10 \"s\", 10 5 2", "ERR type mismatch on x: expected int, got str"),
+            ("APPEND LENS x 0 10 1, 20 30 true, 5 6 1", "ERR type mismatch on x: expected int, got bool"),
+            ("APPEND LENS y 0 10 1", "ERR unknown lens: y"),
+            ("BATCH APPEND LENS x { }", "OK"),
+            ("BATCH APPEND LENS x {}", "OK"),
+            ("HISTORY LENS x", "LAYERS 0"),
+            ("BATCH APPEND LENS x { 20 30 3; 0 10 1 ; 10 20 null }", "OK"),
+            ("BATCH APPEND LENS x { 0 1 1; }", "ERR parse error"),
+            ("RANGE LENS x 0 100", "RANGE 3; 0:10:i1; 10:20:n; 20:30:i3"),
+            ("APPEND LENS x 0 10 1, 10 20 2", "OK"),
+            ("HISTORY LENS x", "LAYERS 2; 1:10000:0:30; 2:13000:0:20"),
+            ("DERIVE LENS dx AS x", "OK"),
+            ("APPEND LENS dx 0 1 1", "ERR invalid expression: APPEND needs a base lens"),
+            ("BATCH APPEND LENS dx { }", "ERR invalid expression: APPEND needs a base lens"),
+            ("BATCH APPEND LENS nope { }", "ERR unknown lens: nope"),
+        ],
+    );
+}
+
+#[test]
+fn at_as_of_layer_and_history() {
+    let mut o = db_oracle();
+    let steps: &[(i64, &str, &str)] = &[
+        (100, "CREATE LENS x int", "OK"),
+        (100, "AT LENS x 5", "VAL NIL"),
+        (200, "APPEND LENS x 0 10 1", "OK"),
+        (150, "APPEND LENS x 5 20 2", "OK"),
+        (300, "APPEND LENS x 100 200 3", "OK"),
+        (300, "AT LENS x 5", "VAL i2"),
+        (300, "AT LENS x 5 AS OF 199", "VAL NIL"),
+        (300, "AT LENS x 5 AS OF 200", "VAL i2"),
+        (300, "AT LENS x 5 LAYER 1", "VAL i1"),
+        (300, "AT LENS x 15 LAYER 1", "VAL NIL"),
+        (300, "AT LENS x 5 LAYER 4", "ERR unknown layer: 4"),
+        (300, "AT LENS x 5 LAYER 0", "ERR unknown layer: 0"),
+        (300, "HISTORY LENS x", "LAYERS 3; 1:200:0:10; 2:200:5:20; 3:300:100:200"),
+        (300, "HISTORY LENS x 10 100", "LAYERS 1; 2:200:5:20"),
+        (300, "HISTORY LENS x 20 100", "LAYERS 0"),
+        (300, "HISTORY LENS x 5 5", "ERR invalid range (start >= end)"),
+        (300, "RANGE LENS x 0 300 AS OF 250", "RANGE 2; 0:5:i1; 5:20:i2"),
+        (300, "RANGE LENS x 0 300 LAYER 2", "RANGE 1; 5:20:i2"),
+        (300, "RANGE LENS x 0 300 LIMIT 2 OFFSET 1", "RANGE 2; 5:20:i2; 100:200:i3"),
+        (300, "RANGE LENS x 0 300 OFFSET 5", "RANGE 0"),
+        (300, "RANGE LENS x 0 300 LIMIT 0", "RANGE 0"),
+        (300, "RANGE LENS x 0 300 OFFSET 1 LIMIT 1", "ERR parse error"),
+        (300, "RANGE LENS x 7 7", "ERR invalid range (start >= end)"),
+        (300, "RANGE LENS x 7 8", "RANGE 1; 7:8:i2"),
+        (300, "REDUCE LENS x 0 300 LAYER 1 USING sum", "VAL i1"),
+        (300, "REDUCE LENS x 0 300 AS OF 100 USING count", "VAL i0"),
+        (300, "DERIVE LENS y AS x + 1", "OK"),
+        (300, "AT LENS y 5 LAYER 1", "ERR invalid expression: LAYER needs a base lens"),
+        (300, "AT LENS y 5 AS OF 200", "VAL i3"),
+        (300, "HISTORY LENS y", "ERR invalid expression: HISTORY needs a base lens"),
+        (300, "COMPACT LENS y", "ERR invalid expression: COMPACT needs a base lens"),
+        (300, "COMPACT LENS x", "OK"),
+        (300, "COMPACT LENS z", "ERR unknown lens: z"),
+        (300, "SHOW STATUS", "STATUS 7; auth:off; connections:1; database:d; databases:1; transaction:off; version:0.1.0; written_at:300"),
+    ];
+    for (now, stmt, want) in steps {
+        let got = o.execute(1, *now, stmt.as_bytes()).unwrap().line;
+        if want.starts_with("ERR parse error") {
+            assert!(got.starts_with(want), "{stmt}: {got}");
+        } else {
+            assert_eq!(got, *want, "{stmt}");
+        }
+    }
+}
+
+#[test]
+fn visible_pieces_keep_stored_intervals_apart() {
+    let mut o = db_oracle();
+    script(
+        &mut o,
+        1,
+        &[
+            ("CREATE LENS x int", "OK"),
+            ("APPEND LENS x 0 50 1, 50 100 1", "OK"),
+            ("RANGE LENS x 0 100", "RANGE 2; 0:50:i1; 50:100:i1"),
+            ("APPEND LENS x 20 30 1", "OK"),
+            ("RANGE LENS x 10 90", "RANGE 4; 10:20:i1; 20:30:i1; 30:50:i1; 50:90:i1"),
+            ("REDUCE LENS x 10 90 USING count", "VAL i4"),
+            ("REDUCE LENS x 10 90 USING sum", "VAL i4"),
+            ("REDUCE LENS x 10 90 USING duration", "VAL i80"),
+            ("DERIVE LENS y AS x", "OK"),
+            ("RANGE LENS y 10 90", "RANGE 1; 10:90:i1"),
+        ],
+    );
+}
+
+#[test]
+fn reduce_rules() {
+    let mut o = db_oracle();
+    script(
+        &mut o,
+        1,
+        &[
+            ("CREATE LENS x int", "OK"),
+            ("APPEND LENS x 0 10 4, 10 20 null, 20 25 1", "OK"),
+            ("REDUCE LENS x 0 100 USING count", "VAL i3"),
+            ("REDUCE LENS x 0 100 USING duration", "VAL i25"),
+            ("REDUCE LENS x 0 100 USING sum", "VAL i5"),
+            ("REDUCE LENS x 0 100 USING min", "VAL i1"),
+            ("REDUCE LENS x 0 100 USING max", "VAL i4"),
+            ("REDUCE LENS x 0 100 USING avg", "VAL f2.5"),
+            ("REDUCE LENS x 0 100 USING twavg", "VAL f3"),
+            ("REDUCE LENS x 0 100 USING integral", "VAL i45"),
+            ("REDUCE LENS x 0 100 USING first", "VAL i4"),
+            ("REDUCE LENS x 5 100 USING first", "VAL i4"),
+            ("REDUCE LENS x 10 20 USING first", "VAL n"),
+            ("REDUCE LENS x 10 20 USING sum", "VAL NIL"),
+            ("REDUCE LENS x 10 20 USING count", "VAL i1"),
+            ("REDUCE LENS x 0 100 USING last", "VAL i1"),
+            ("REDUCE LENS x 200 300 USING count", "VAL i0"),
+            ("REDUCE LENS x 200 300 USING duration", "VAL i0"),
+            ("REDUCE LENS x 200 300 USING sum", "VAL NIL"),
+            ("REDUCE LENS x 200 300 USING avg", "VAL NIL"),
+            ("REDUCE LENS x 200 300 USING first", "VAL NIL"),
+            ("REDUCE LENS x 200 300 USING integral", "VAL NIL"),
+            ("REDUCE LENS x 300 200 USING count", "ERR invalid range (start >= end)"),
+            ("REDUCE LENS x 0 100 USNG count", "ERR parse error"),
+            ("REDUCE LENS x 0 100 USING median", "ERR parse error"),
+            ("CREATE LENS s str", "OK"),
+            ("REDUCE LENS s 0 1 USING sum", "ERR type mismatch on s: expected int or float, got str"),
+            ("REDUCE LENS s 0 1 USING count", "VAL i0"),
+            ("APPEND LENS s 0 1 \"a\"", "OK"),
+            ("REDUCE LENS s 0 5 USING last", "VAL sa"),
+            ("CREATE LENS f float", "OK"),
+            ("APPEND LENS f 0 1 0.1, 1 3 0.2", "OK"),
+            ("REDUCE LENS f 0 3 USING sum", "VAL f0.30000000000000004"),
+            ("REDUCE LENS f 0 3 USING integral", "VAL f0.5"),
+            ("REDUCE LENS f 0 3 USING twavg", "VAL f0.16666666666666666"),
+            ("REDUCE LENS f 0 3 USING max", "VAL f0.2"),
+            ("REDUCE LENS f 0 3 USING count", "VAL i2"),
+            ("CREATE LENS big int", "OK"),
+            ("APPEND LENS big 0 2 9223372036854775807", "OK"),
+            ("REDUCE LENS big 0 2 USING integral", "ERR invalid expression: integer overflow"),
+            ("REDUCE LENS big 0 2 USING twavg", "VAL f9223372036854776000"),
+            ("APPEND LENS big 2 3 1", "OK"),
+            ("REDUCE LENS big 0 3 USING sum", "ERR invalid expression: integer overflow"),
+            ("APPEND LENS big 3 4 -1", "OK"),
+            ("REDUCE LENS big 0 4 USING sum", "VAL i9223372036854775807"),
+        ],
+    );
+}
+
+#[test]
+fn expressions() {
+    let mut o = db_oracle();
+    script(
+        &mut o,
+        1,
+        &[
+            ("CREATE LENS x int", "OK"),
+            ("CREATE LENS y int", "OK"),
+            ("CREATE LENS z int", "OK"),
+            ("CREATE LENS n int", "OK"),
+            ("CREATE LENS s str", "OK"),
+            ("APPEND LENS x 0 10 7", "OK"),
+            ("APPEND LENS y 0 10 2, 10 20 0", "OK"),
+            ("APPEND LENS z 0 10 0", "OK"),
+            ("APPEND LENS n 0 10 null", "OK"),
+            ("DERIVE LENS q AS x / y", "OK"),
+            ("AT LENS q 5", "VAL i3"),
+            ("AT LENS q 15", "VAL NIL"),
+            ("RANGE LENS q 0 20", "RANGE 1; 0:10:i3"),
+            ("DERIVE LENS q0 AS x / z", "OK"),
+            ("AT LENS q0 5", "ERR invalid expression: division by zero"),
+            ("RANGE LENS q0 0 20", "ERR invalid expression: division by zero"),
+            ("REDUCE LENS q0 0 20 USING count", "ERR invalid expression: division by zero"),
+            ("AT LENS q0 50", "VAL NIL"),
+            ("DERIVE LENS m AS -7 % 2", "OK"),
+            ("AT LENS m 123", "VAL i-1"),
+            ("RANGE LENS m 0 5", "RANGE 1; 0:5:i-1"),
+            ("DERIVE LENS m AS 7 % -2", "OK"),
+            ("AT LENS m 0", "VAL i1"),
+            ("DERIVE LENS m AS -7 / 2", "OK"),
+            ("AT LENS m 0", "VAL i-3"),
+            ("DERIVE LENS m AS -9223372036854775808 % -1", "OK"),
+            ("AT LENS m 0", "VAL i0"),
+            ("DERIVE LENS m AS -9223372036854775808 / -1", "OK"),
+            ("AT LENS m 0", "ERR invalid expression: integer overflow"),
+            ("DERIVE LENS m AS -(-9223372036854775808)", "OK"),
+            ("AT LENS m 0", "ERR invalid expression: integer overflow"),
+            ("DERIVE LENS m AS 9223372036854775807 + x", "OK"),
+            ("AT LENS m 0", "ERR invalid expression: integer overflow"),
+            ("AT LENS m 10", "VAL NIL"),
+            ("DERIVE LENS m AS 7.5 % 2", "OK"),
+            ("AT LENS m 0", "VAL f1.5"),
+            ("DERIVE LENS m AS 7.0 / 0", "OK"),
+            ("AT LENS m 0", "ERR invalid expression: division by zero"),
+            ("DERIVE LENS m AS x -1", "ERR parse error"),
+            ("DERIVE LENS m AS x - 1 * 2", "OK"),
+            ("AT LENS m 0", "VAL i5"),
+            ("DERIVE LENS m AS (x - 1) * 2", "OK"),
+            ("AT LENS m 0", "VAL i12"),
+            ("DERIVE LENS m AS - x * 2", "OK"),
+            ("AT LENS m 0", "VAL i-14"),
+            ("DERIVE LENS m AS n + 1", "OK"),
+            ("AT LENS m 5", "VAL n"),
+            ("DERIVE LENS m AS n == n", "OK"),
+            ("AT LENS m 5", "VAL n"),
+            ("DERIVE LENS m AS n > 1 || true", "OK"),
+            ("AT LENS m 5", "VAL n"),
+            ("DERIVE LENS m AS n + y", "OK"),
+            ("AT LENS m 15", "VAL NIL"),
+            ("DERIVE LENS m AS null", "OK"),
+            ("AT LENS m 15", "VAL n"),
+            ("DERIVE LENS m AS null + 1.5", "OK"),
+            ("REDUCE LENS m 0 10 USING sum", "VAL NIL"),
+            ("DERIVE LENS m AS x > 6.5 && 1 == 1.0 && \"a\" < \"b\" && 0x01 < 0x0100 && true > false", "OK"),
+            ("AT LENS m 0", "VAL b1"),
+            ("DERIVE LENS m AS !(x != 7)", "OK"),
+            ("AT LENS m 0", "VAL b1"),
+            ("DERIVE LENS m AS 1 < 2 < true", "OK"),
+            ("AT LENS m 0", "VAL b0"),
+            ("DERIVE LENS bad AS x + \"a\"", "ERR invalid expression: operator + needs int or float operands, got int and str"),
+            ("DERIVE LENS bad AS x && true", "ERR invalid expression: operator && needs bool operands, got int and bool"),
+            ("DERIVE LENS bad AS x == \"a\"", "ERR invalid expression: operator == cannot compare int and str"),
+            ("DERIVE LENS bad AS !x", "ERR invalid expression: operator ! needs a bool operand, got int"),
+            ("DERIVE LENS bad AS -s", "ERR invalid expression: operator - needs an int or float operand, got str"),
+            ("DERIVE LENS bad AS s < 1", "ERR invalid expression: operator < cannot compare str and int"),
+            ("DERIVE LENS bad AS x +", "ERR parse error"),
+            ("DERIVE LENS bad AS foo(x, 0, 1)", "ERR parse error"),
+            ("DERIVE LENS bad AS sum(1, 0, 1)", "ERR parse error"),
+            ("DERIVE LENS bad AS x = 1", "ERR parse error"),
+            ("SHOW LENSES", "NAMES 8; m; n; q; q0; s; x; y; z"),
+        ],
+    );
+}
+
+#[test]
+fn rolling_windows() {
+    let mut o = db_oracle();
+    script(
+        &mut o,
+        1,
+        &[
+            ("CREATE LENS x int", "OK"),
+            ("CREATE LENS s str", "OK"),
+            ("APPEND LENS x 0 10 1, 10 20 2", "OK"),
+            ("DERIVE LENS r AS sum(x, -10, 0)", "OK"),
+            // Boundaries B-a and B-b (SEMANTICS); each segment carries its start value.
+            ("RANGE LENS r 0 30", "RANGE 2; 10:20:i1; 20:30:i2"),
+            ("AT LENS r 15", "VAL i3"),
+            ("AT LENS r 0", "VAL NIL"),
+            ("DERIVE LENS c AS count(x, -10, 0)", "OK"),
+            ("RANGE LENS c 0 30", "RANGE 2; 0:10:i0; 10:30:i1"),
+            ("AT LENS c 15", "VAL i2"),
+            ("AT LENS c -100", "VAL i0"),
+            ("DERIVE LENS t AS twavg(x, -10, 0)", "OK"),
+            ("AT LENS t 15", "VAL f1.5"),
+            ("DERIVE LENS du AS duration(x, -10, 0)", "OK"),
+            ("AT LENS du 5", "VAL i5"),
+            ("RANGE LENS du 0 30", "RANGE 2; 0:10:i0; 10:30:i10"),
+            ("DERIVE LENS fw AS first(x, 0, 100)", "OK"),
+            ("RANGE LENS fw 0 20", "RANGE 2; 0:10:i1; 10:20:i2"),
+            ("DERIVE LENS mx AS max(x, -5, 5)", "OK"),
+            ("AT LENS mx 12", "VAL i2"),
+            ("AT LENS mx 7", "VAL i2"),
+            ("AT LENS mx 4", "VAL i1"),
+            ("DERIVE LENS av AS avg(x, -100, 100) + count(x, 0, 1)", "OK"),
+            ("AT LENS av 5", "VAL f2.5"),
+            ("DERIVE LENS bad AS sum(x, 0, 0)", "ERR invalid expression: sum window start must be less than its end"),
+            ("DERIVE LENS bad AS sum(x, 0, 1.5)", "ERR invalid expression: sum window bounds must be int literals"),
+            ("DERIVE LENS bad AS sum(x, 0, 1 + 1)", "ERR invalid expression: sum window bounds must be int literals"),
+            ("DERIVE LENS bad AS sum(x, nope, 1)", "ERR unknown lens: nope"),
+            ("DERIVE LENS bad AS sum(s, 0, 1)", "ERR invalid expression: sum needs an int or float lens, got str"),
+            ("DERIVE LENS ok AS first(s, 0, 1) == \"a\"", "OK"),
+            ("DERIVE LENS ok2 AS SUM(x, 0, 1) + Count(s, 0, 1)", "OK"),
+            ("AT LENS ok2 0", "VAL i1"),
+        ],
+    );
+}
+
+#[test]
+fn where_splits_and_merges() {
+    let mut o = db_oracle();
+    script(
+        &mut o,
+        1,
+        &[
+            ("CREATE LENS x int", "OK"),
+            ("CREATE LENS y int", "OK"),
+            ("CREATE LENS x2 int", "OK"),
+            ("APPEND LENS x 0 100 1", "OK"),
+            ("APPEND LENS y 0 30 5, 30 60 0, 60 90 7", "OK"),
+            ("APPEND LENS x2 0 50 1, 50 100 1", "OK"),
+            ("RANGE LENS x 0 100 WHERE y > 1", "RANGE 2; 0:30:i1; 60:90:i1"),
+            ("RANGE LENS x 0 100 WHERE y >= 0", "RANGE 1; 0:90:i1"),
+            ("RANGE LENS x 0 100 WHERE y > 1 LIMIT 1 OFFSET 1", "RANGE 1; 60:90:i1"),
+            ("RANGE LENS x 0 100 WHERE y > 1 OFFSET 1", "RANGE 1; 60:90:i1"),
+            ("RANGE LENS x 0 100 WHERE x", "ERR invalid expression: WHERE needs a bool expression, got int"),
+            ("RANGE LENS x 0 100 WHERE nope > 1", "ERR unknown lens: nope"),
+            ("RANGE LENS x 0 100 WHERE true", "RANGE 1; 0:100:i1"),
+            ("RANGE LENS x 0 100 WHERE null", "RANGE 0"),
+            ("RANGE LENS x2 0 100 WHERE true", "RANGE 2; 0:50:i1; 50:100:i1"),
+            ("RANGE LENS x2 0 100 WHERE y != 0", "RANGE 2; 0:30:i1; 60:90:i1"),
+            ("RANGE LENS x2 0 100 WHERE y >= 0", "RANGE 2; 0:50:i1; 50:90:i1"),
+            ("RANGE LENS x 0 100 WHERE count(y, 0, 1) == 1", "RANGE 1; 0:90:i1"),
+            ("RANGE LENS x 0 100 LAYER 1 WHERE y > 1", "RANGE 0"),
+            ("RANGE LENS x 0 100 LAYER 1 WHERE true", "RANGE 1; 0:100:i1"),
+            ("RANGE LENS x 0 100 LAYER 2 WHERE true", "ERR unknown layer: 2"),
+            ("DERIVE LENS dx AS x * 2", "OK"),
+            ("RANGE LENS dx 0 100 WHERE y > 1", "RANGE 2; 0:30:i2; 60:90:i2"),
+            ("RANGE LENS dx 0 100 LAYER 1", "ERR invalid expression: LAYER needs a base lens"),
+        ],
+    );
+}
