@@ -12,6 +12,7 @@ pub mod driver;
 pub mod engine;
 pub mod exec;
 pub mod expr;
+pub mod fuzzing;
 pub mod jobs;
 pub mod layer;
 pub mod parse;
