@@ -112,7 +112,7 @@ fn lex_number(chars: &[char], start: usize) -> Result<(Tok, usize), ParseError> 
             .iter()
             .map(|c| c.to_digit(16).unwrap() as u8)
             .collect();
-        if digits.len() % 2 != 0 {
+        if digits.len() & 1 == 1 {
             return Err(bad(
                 start,
                 "bytes literal needs an even number of hex digits",

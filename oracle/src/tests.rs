@@ -83,7 +83,11 @@ fn blank_lines_get_no_reply() {
     let mut o = oracle();
     assert_eq!(o.execute(1, 0, b""), None);
     assert_eq!(o.execute(1, 0, b"  \t "), None);
-    assert!(o.execute(1, 0, b"\x0b").unwrap().line.starts_with("ERR parse error"));
+    assert!(o
+        .execute(1, 0, b"\x0b")
+        .unwrap()
+        .line
+        .starts_with("ERR parse error"));
 }
 
 #[test]
@@ -108,7 +112,10 @@ fn lexical_rules() {
             ("RANGE LENS b 0 3", "RANGE 2; 0:1:xdead; 1:2:x"),
             ("CREATE LENS f float", "OK"),
             ("APPEND LENS f 0 1 1e3, 1 2 -2.5E-1, 2 3 0.1", "OK"),
-            ("RANGE LENS f 0 3", "RANGE 3; 0:1:f1000; 1:2:f-0.25; 2:3:f0.1"),
+            (
+                "RANGE LENS f 0 3",
+                "RANGE 3; 0:1:f1000; 1:2:f-0.25; 2:3:f0.1",
+            ),
             ("APPEND LENS f 0 1 1e400", "ERR parse error"),
             ("APPEND LENS S 0 1 9223372036854775808", "ERR parse error"),
             ("APPEND LENS S 0 1 -9223372036854775808", "OK"),
@@ -156,10 +163,22 @@ fn writes_all_or_nothing() {
         1,
         &[
             ("CREATE LENS x int", "OK"),
-            ("APPEND LENS x 0 10 1, 5 15 2", "ERR overlapping intervals in one write"),
-            ("APPEND LENS x 0 10 1, 10 5 2, 3 4 \"s\"", "ERR invalid range (start >= end)"),
-            ("APPEND LENS x 0 10 \"s\", 10 5 2", "ERR type mismatch on x: expected int, got str"),
-            ("APPEND LENS x 0 10 1, 20 30 true, 5 6 1", "ERR type mismatch on x: expected int, got bool"),
+            (
+                "APPEND LENS x 0 10 1, 5 15 2",
+                "ERR overlapping intervals in one write",
+            ),
+            (
+                "APPEND LENS x 0 10 1, 10 5 2, 3 4 \"s\"",
+                "ERR invalid range (start >= end)",
+            ),
+            (
+                "APPEND LENS x 0 10 \"s\", 10 5 2",
+                "ERR type mismatch on x: expected int, got str",
+            ),
+            (
+                "APPEND LENS x 0 10 1, 20 30 true, 5 6 1",
+                "ERR type mismatch on x: expected int, got bool",
+            ),
             ("APPEND LENS y 0 10 1", "ERR unknown lens: y"),
             ("BATCH APPEND LENS x { }", "OK"),
             ("BATCH APPEND LENS x {}", "OK"),
@@ -170,8 +189,14 @@ fn writes_all_or_nothing() {
             ("APPEND LENS x 0 10 1, 10 20 2", "OK"),
             ("HISTORY LENS x", "LAYERS 2; 1:10000:0:30; 2:13000:0:20"),
             ("DERIVE LENS dx AS x", "OK"),
-            ("APPEND LENS dx 0 1 1", "ERR invalid expression: APPEND needs a base lens"),
-            ("BATCH APPEND LENS dx { }", "ERR invalid expression: APPEND needs a base lens"),
+            (
+                "APPEND LENS dx 0 1 1",
+                "ERR invalid expression: APPEND needs a base lens",
+            ),
+            (
+                "BATCH APPEND LENS dx { }",
+                "ERR invalid expression: APPEND needs a base lens",
+            ),
             ("BATCH APPEND LENS nope { }", "ERR unknown lens: nope"),
         ],
     );
@@ -237,7 +262,10 @@ fn visible_pieces_keep_stored_intervals_apart() {
             ("APPEND LENS x 0 50 1, 50 100 1", "OK"),
             ("RANGE LENS x 0 100", "RANGE 2; 0:50:i1; 50:100:i1"),
             ("APPEND LENS x 20 30 1", "OK"),
-            ("RANGE LENS x 10 90", "RANGE 4; 10:20:i1; 20:30:i1; 30:50:i1; 50:90:i1"),
+            (
+                "RANGE LENS x 10 90",
+                "RANGE 4; 10:20:i1; 20:30:i1; 30:50:i1; 50:90:i1",
+            ),
             ("REDUCE LENS x 10 90 USING count", "VAL i4"),
             ("REDUCE LENS x 10 90 USING sum", "VAL i4"),
             ("REDUCE LENS x 10 90 USING duration", "VAL i80"),
@@ -276,11 +304,17 @@ fn reduce_rules() {
             ("REDUCE LENS x 200 300 USING avg", "VAL NIL"),
             ("REDUCE LENS x 200 300 USING first", "VAL NIL"),
             ("REDUCE LENS x 200 300 USING integral", "VAL NIL"),
-            ("REDUCE LENS x 300 200 USING count", "ERR invalid range (start >= end)"),
+            (
+                "REDUCE LENS x 300 200 USING count",
+                "ERR invalid range (start >= end)",
+            ),
             ("REDUCE LENS x 0 100 USNG count", "ERR parse error"),
             ("REDUCE LENS x 0 100 USING median", "ERR parse error"),
             ("CREATE LENS s str", "OK"),
-            ("REDUCE LENS s 0 1 USING sum", "ERR type mismatch on s: expected int or float, got str"),
+            (
+                "REDUCE LENS s 0 1 USING sum",
+                "ERR type mismatch on s: expected int or float, got str",
+            ),
             ("REDUCE LENS s 0 1 USING count", "VAL i0"),
             ("APPEND LENS s 0 1 \"a\"", "OK"),
             ("REDUCE LENS s 0 5 USING last", "VAL sa"),
@@ -293,10 +327,19 @@ fn reduce_rules() {
             ("REDUCE LENS f 0 3 USING count", "VAL i2"),
             ("CREATE LENS big int", "OK"),
             ("APPEND LENS big 0 2 9223372036854775807", "OK"),
-            ("REDUCE LENS big 0 2 USING integral", "ERR invalid expression: integer overflow"),
-            ("REDUCE LENS big 0 2 USING twavg", "VAL f9223372036854776000"),
+            (
+                "REDUCE LENS big 0 2 USING integral",
+                "ERR invalid expression: integer overflow",
+            ),
+            (
+                "REDUCE LENS big 0 2 USING twavg",
+                "VAL f9223372036854776000",
+            ),
             ("APPEND LENS big 2 3 1", "OK"),
-            ("REDUCE LENS big 0 3 USING sum", "ERR invalid expression: integer overflow"),
+            (
+                "REDUCE LENS big 0 3 USING sum",
+                "ERR invalid expression: integer overflow",
+            ),
             ("APPEND LENS big 3 4 -1", "OK"),
             ("REDUCE LENS big 0 4 USING sum", "VAL i9223372036854775807"),
         ],
@@ -420,11 +463,26 @@ fn rolling_windows() {
             ("AT LENS mx 4", "VAL i1"),
             ("DERIVE LENS av AS avg(x, -100, 100) + count(x, 0, 1)", "OK"),
             ("AT LENS av 5", "VAL f2.5"),
-            ("DERIVE LENS bad AS sum(x, 0, 0)", "ERR invalid expression: sum window start must be less than its end"),
-            ("DERIVE LENS bad AS sum(x, 0, 1.5)", "ERR invalid expression: sum window bounds must be int literals"),
-            ("DERIVE LENS bad AS sum(x, 0, 1 + 1)", "ERR invalid expression: sum window bounds must be int literals"),
-            ("DERIVE LENS bad AS sum(x, nope, 1)", "ERR unknown lens: nope"),
-            ("DERIVE LENS bad AS sum(s, 0, 1)", "ERR invalid expression: sum needs an int or float lens, got str"),
+            (
+                "DERIVE LENS bad AS sum(x, 0, 0)",
+                "ERR invalid expression: sum window start must be less than its end",
+            ),
+            (
+                "DERIVE LENS bad AS sum(x, 0, 1.5)",
+                "ERR invalid expression: sum window bounds must be int literals",
+            ),
+            (
+                "DERIVE LENS bad AS sum(x, 0, 1 + 1)",
+                "ERR invalid expression: sum window bounds must be int literals",
+            ),
+            (
+                "DERIVE LENS bad AS sum(x, nope, 1)",
+                "ERR unknown lens: nope",
+            ),
+            (
+                "DERIVE LENS bad AS sum(s, 0, 1)",
+                "ERR invalid expression: sum needs an int or float lens, got str",
+            ),
             ("DERIVE LENS ok AS first(s, 0, 1) == \"a\"", "OK"),
             ("DERIVE LENS ok2 AS SUM(x, 0, 1) + Count(s, 0, 1)", "OK"),
             ("AT LENS ok2 0", "VAL i1"),
@@ -445,24 +503,441 @@ fn where_splits_and_merges() {
             ("APPEND LENS x 0 100 1", "OK"),
             ("APPEND LENS y 0 30 5, 30 60 0, 60 90 7", "OK"),
             ("APPEND LENS x2 0 50 1, 50 100 1", "OK"),
-            ("RANGE LENS x 0 100 WHERE y > 1", "RANGE 2; 0:30:i1; 60:90:i1"),
+            (
+                "RANGE LENS x 0 100 WHERE y > 1",
+                "RANGE 2; 0:30:i1; 60:90:i1",
+            ),
             ("RANGE LENS x 0 100 WHERE y >= 0", "RANGE 1; 0:90:i1"),
-            ("RANGE LENS x 0 100 WHERE y > 1 LIMIT 1 OFFSET 1", "RANGE 1; 60:90:i1"),
-            ("RANGE LENS x 0 100 WHERE y > 1 OFFSET 1", "RANGE 1; 60:90:i1"),
-            ("RANGE LENS x 0 100 WHERE x", "ERR invalid expression: WHERE needs a bool expression, got int"),
-            ("RANGE LENS x 0 100 WHERE nope > 1", "ERR unknown lens: nope"),
+            (
+                "RANGE LENS x 0 100 WHERE y > 1 LIMIT 1 OFFSET 1",
+                "RANGE 1; 60:90:i1",
+            ),
+            (
+                "RANGE LENS x 0 100 WHERE y > 1 OFFSET 1",
+                "RANGE 1; 60:90:i1",
+            ),
+            (
+                "RANGE LENS x 0 100 WHERE x",
+                "ERR invalid expression: WHERE needs a bool expression, got int",
+            ),
+            (
+                "RANGE LENS x 0 100 WHERE nope > 1",
+                "ERR unknown lens: nope",
+            ),
             ("RANGE LENS x 0 100 WHERE true", "RANGE 1; 0:100:i1"),
             ("RANGE LENS x 0 100 WHERE null", "RANGE 0"),
-            ("RANGE LENS x2 0 100 WHERE true", "RANGE 2; 0:50:i1; 50:100:i1"),
-            ("RANGE LENS x2 0 100 WHERE y != 0", "RANGE 2; 0:30:i1; 60:90:i1"),
-            ("RANGE LENS x2 0 100 WHERE y >= 0", "RANGE 2; 0:50:i1; 50:90:i1"),
-            ("RANGE LENS x 0 100 WHERE count(y, 0, 1) == 1", "RANGE 1; 0:90:i1"),
+            (
+                "RANGE LENS x2 0 100 WHERE true",
+                "RANGE 2; 0:50:i1; 50:100:i1",
+            ),
+            (
+                "RANGE LENS x2 0 100 WHERE y != 0",
+                "RANGE 2; 0:30:i1; 60:90:i1",
+            ),
+            (
+                "RANGE LENS x2 0 100 WHERE y >= 0",
+                "RANGE 2; 0:50:i1; 50:90:i1",
+            ),
+            (
+                "RANGE LENS x 0 100 WHERE count(y, 0, 1) == 1",
+                "RANGE 1; 0:90:i1",
+            ),
             ("RANGE LENS x 0 100 LAYER 1 WHERE y > 1", "RANGE 0"),
             ("RANGE LENS x 0 100 LAYER 1 WHERE true", "RANGE 1; 0:100:i1"),
-            ("RANGE LENS x 0 100 LAYER 2 WHERE true", "ERR unknown layer: 2"),
+            (
+                "RANGE LENS x 0 100 LAYER 2 WHERE true",
+                "ERR unknown layer: 2",
+            ),
             ("DERIVE LENS dx AS x * 2", "OK"),
-            ("RANGE LENS dx 0 100 WHERE y > 1", "RANGE 2; 0:30:i2; 60:90:i2"),
-            ("RANGE LENS dx 0 100 LAYER 1", "ERR invalid expression: LAYER needs a base lens"),
+            (
+                "RANGE LENS dx 0 100 WHERE y > 1",
+                "RANGE 2; 0:30:i2; 60:90:i2",
+            ),
+            (
+                "RANGE LENS dx 0 100 LAYER 1",
+                "ERR invalid expression: LAYER needs a base lens",
+            ),
+        ],
+    );
+}
+
+fn run(o: &mut Oracle, conn: u64, now: i64, stmt: &str) -> String {
+    o.execute(conn, now, stmt.as_bytes()).unwrap().line
+}
+
+#[test]
+fn transactions() {
+    let mut o = db_oracle();
+    o.connect(2);
+    let steps: &[(u64, i64, &str, &str)] = &[
+        (1, 10, "CREATE LENS x int", "OK"),
+        (1, 10, "START TRANSACTION", "OK"),
+        (1, 10, "start transaction", "ERR transaction already active"),
+        (1, 10, "APPEND LENS x 0 10 1", "OK"),
+        (1, 10, "CREATE LENS y int", "OK"),
+        (1, 10, "APPEND LENS y 0 5 true", "ERR type mismatch on y: expected int, got bool"),
+        (1, 10, "APPEND LENS y 0 5 2", "OK"),
+        (1, 10, "CREATE LENS y int", "ERR duplicate lens: y"),
+        (1, 10, "APPEND LENS nope 0 5 2", "ERR unknown lens: nope"),
+        (1, 10, "AT LENS x 5", "VAL NIL"),
+        (1, 10, "AT LENS y 0", "ERR unknown lens: y"),
+        (1, 10, "CREATE DATABASE e", "ERR invalid in transaction: CREATE DATABASE"),
+        (1, 10, "DROP DATABASE d", "ERR invalid in transaction: DROP DATABASE"),
+        (1, 10, "CREATE USER u PASSWORD \"p\"", "ERR invalid in transaction: CREATE USER"),
+        (1, 10, "DROP USER u", "ERR invalid in transaction: DROP USER"),
+        (1, 10, "GRANT R ON d TO u", "ERR invalid in transaction: GRANT"),
+        (1, 10, "REVOKE R ON d FROM u", "ERR invalid in transaction: REVOKE"),
+        (1, 10, "SHOW STATUS", "STATUS 7; auth:off; connections:2; database:d; databases:1; transaction:on; version:0.1.0; written_at:0"),
+        (2, 20, "AT LENS x 5", "ERR no active database"),
+        (2, 20, "USE DATABASE d", "OK"),
+        (2, 20, "AT LENS x 5", "VAL NIL"),
+        (2, 4000, "APPEND LENS x 100 200 9", "OK"),
+        (1, 3000, "COMMIT", "OK"),
+        (1, 3000, "HISTORY LENS x", "LAYERS 2; 1:4000:100:200; 2:4000:0:10"),
+        (1, 3000, "HISTORY LENS y", "LAYERS 1; 3:4000:0:5"),
+        (2, 3000, "AT LENS y 1", "VAL i2"),
+        (1, 5000, "COMMIT", "ERR no active transaction"),
+        (1, 5000, "ROLLBACK", "ERR no active transaction"),
+        (1, 5000, "START TRANSACTION", "OK"),
+        (1, 5000, "COMMIT", "OK"),
+        (1, 5000, "START TRANSACTION", "OK"),
+        (1, 5000, "APPEND LENS x 300 400 1", "OK"),
+        (1, 5000, "ROLLBACK", "OK"),
+        (1, 5000, "AT LENS x 300", "VAL NIL"),
+        (1, 5000, "START TRANSACTION", "OK"),
+        (1, 5000, "APPEND LENS x 300 400 1", "OK"),
+        (1, 5000, "DERIVE LENS dy AS y + 1", "OK"),
+        (1, 5000, "COMPACT LENS x", "OK"),
+        (2, 5000, "DROP LENS x", "OK"),
+        (1, 6000, "COMMIT", "ERR unknown lens: x"),
+        (1, 6000, "COMMIT", "ERR no active transaction"),
+        (1, 6000, "SHOW LENSES", "NAMES 1; y"),
+        (1, 6000, "CREATE LENS x int", "OK"),
+        (1, 6000, "APPEND LENS x 0 1 1", "OK"),
+        (1, 6000, "HISTORY LENS x", "LAYERS 1; 4:6000:0:1"),
+        (1, 6000, "START TRANSACTION", "OK"),
+        (1, 6000, "DROP LENS y", "OK"),
+        (1, 6000, "APPEND LENS y 0 1 1", "ERR unknown lens: y"),
+        (1, 6000, "CREATE LENS y str", "OK"),
+        (1, 6000, "APPEND LENS y 0 1 \"s\"", "OK"),
+        (1, 6000, "CREATE DATABASE other", "ERR invalid in transaction: CREATE DATABASE"),
+        (1, 7000, "COMMIT", "OK"),
+        (1, 7000, "AT LENS y 0", "VAL ss"),
+        (1, 7000, "HISTORY LENS y", "LAYERS 1; 5:7000:0:1"),
+        (1, 7000, "START TRANSACTION", "OK"),
+        (1, 7000, "CREATE LENS z int", "OK"),
+    ];
+    for (conn, now, stmt, want) in steps {
+        assert_eq!(run(&mut o, *conn, *now, stmt), *want, "{stmt}");
+    }
+    o.disconnect(1);
+    o.connect(1);
+    assert_eq!(run(&mut o, 1, 8000, "USE DATABASE d"), "OK");
+    assert_eq!(run(&mut o, 1, 8000, "SHOW LENSES"), "NAMES 2; x; y");
+    assert_eq!(run(&mut o, 1, 8000, "COMMIT"), "ERR no active transaction");
+    // A transaction across databases, with USE inside it.
+    let steps: &[(&str, &str)] = &[
+        ("CREATE DATABASE e", "OK"),
+        ("START TRANSACTION", "OK"),
+        ("CREATE LENS a int", "OK"),
+        ("USE DATABASE e", "OK"),
+        ("CREATE LENS a int", "OK"),
+        ("APPEND LENS a 0 1 1", "OK"),
+        ("USE DATABASE d", "OK"),
+        ("APPEND LENS a 0 1 2", "OK"),
+        ("COMMIT", "OK"),
+        ("HISTORY LENS a", "LAYERS 1; 6:9000:0:1"),
+        ("USE DATABASE e", "OK"),
+        ("HISTORY LENS a", "LAYERS 1; 1:9000:0:1"),
+        ("QUIT", "OK BYE"),
+    ];
+    for (stmt, want) in steps {
+        assert_eq!(run(&mut o, 1, 9000, stmt), *want, "{stmt}");
+    }
+}
+
+fn auth_oracle() -> Oracle {
+    Oracle::new(OracleConfig {
+        auth: true,
+        users: vec![("admin".to_string(), "secret".to_string())],
+        import_dir: None,
+        files: BTreeMap::new(),
+    })
+}
+
+#[test]
+fn authentication() {
+    let mut o = auth_oracle();
+    let r = o.execute(1, 0, b"SHOW DATABASES").unwrap();
+    assert_eq!(
+        (r.line.as_str(), r.close),
+        ("ERR authentication required", true)
+    );
+    let r = o.execute(2, 0, b"AUTH admin wrong").unwrap();
+    assert_eq!(
+        (r.line.as_str(), r.close),
+        ("ERR authentication failed", true)
+    );
+    let r = o.execute(3, 0, b"AUTH nobody secret").unwrap();
+    assert_eq!(
+        (r.line.as_str(), r.close),
+        ("ERR authentication failed", true)
+    );
+    let r = o.execute(4, 0, b"QUIT").unwrap();
+    assert_eq!(
+        (r.line.as_str(), r.close),
+        ("ERR authentication required", true)
+    );
+    // A parse error does not close and does not count as the first line.
+    let r = o.execute(5, 0, b"FROB").unwrap();
+    assert!(r.line.starts_with("ERR parse error") && !r.close);
+    assert!(run(&mut o, 5, 0, "AUTH").starts_with("ERR parse error"));
+    assert_eq!(run(&mut o, 5, 0, "auth admin \"secret\""), "OK");
+    assert_eq!(
+        run(&mut o, 5, 0, "AUTH admin secret"),
+        "ERR already authenticated"
+    );
+    let r = o.execute(5, 0, b"exit").unwrap();
+    assert_eq!((r.line.as_str(), r.close), ("OK BYE", true));
+    // Bare-word passwords may hold any non-blank character.
+    assert_eq!(run(&mut o, 6, 0, "AUTH admin secret"), "OK");
+    assert_eq!(
+        run(&mut o, 6, 0, "CREATE USER eve PASSWORD \"p@ss w\\\"rd\""),
+        "OK"
+    );
+    assert_eq!(run(&mut o, 7, 0, "AUTH eve \"p@ss w\\\"rd\""), "OK");
+    assert_eq!(
+        run(&mut o, 8, 0, "AUTH eve p@ss"),
+        "ERR authentication failed"
+    );
+    assert!(run(&mut o, 9, 0, "AUTH eve p@ss w").starts_with("ERR parse error"));
+    // With authentication off, AUTH is accepted unchecked.
+    let mut off = oracle();
+    assert_eq!(run(&mut off, 1, 0, "AUTH whoever whatever"), "OK");
+    assert_eq!(run(&mut off, 1, 0, "AUTH whoever whatever"), "OK");
+}
+
+#[test]
+fn grants_and_permissions() {
+    let mut o = auth_oracle();
+    let steps: &[(u64, &str, &str)] = &[
+        (1, "AUTH admin secret", "OK"),
+        (1, "CREATE DATABASE d", "OK"),
+        (1, "CREATE DATABASE d", "ERR duplicate database: d"),
+        (1, "CREATE USER bob PASSWORD \"pw\"", "OK"),
+        (1, "CREATE USER bob PASSWORD \"x\"", "ERR duplicate user: bob"),
+        (2, "AUTH bob pw", "OK"),
+        (2, "SHOW DATABASES", "NAMES 1; d"),
+        (2, "SHOW LENSES", "ERR no active database"),
+        (2, "USE DATABASE d", "OK"),
+        (2, "SHOW LENSES", "ERR permission denied: bob lacks R on d"),
+        (2, "CREATE DATABASE e", "ERR permission denied: bob lacks A on *"),
+        (2, "CREATE LENS x int", "ERR permission denied: bob lacks C on d"),
+        (2, "DROP DATABASE nope", "ERR unknown database: nope"),
+        (2, "DROP DATABASE d", "ERR permission denied: bob lacks A on d"),
+        (2, "SHOW STATUS", "STATUS 7; auth:on; connections:2; database:d; databases:1; transaction:off; version:0.1.0; written_at:0"),
+        (1, "GRANT r c ON d TO bob", "OK"),
+        (1, "SHOW GRANTS", "GRANTS 2; admin *:A; bob d:CR"),
+        (2, "CREATE LENS x int", "OK"),
+        (2, "APPEND LENS x 0 1 1", "ERR permission denied: bob lacks U on d"),
+        (2, "APPEND LENS y 0 1 1", "ERR unknown lens: y"),
+        (2, "APPEND LENS x 1 0 1", "ERR permission denied: bob lacks U on d"),
+        (2, "COMPACT LENS x", "ERR permission denied: bob lacks U on d"),
+        (2, "AT LENS x 0", "VAL NIL"),
+        (2, "SHOW GRANTS", "ERR permission denied: bob lacks A on *"),
+        (2, "SHOW GRANTS bob", "GRANTS 1; bob d:CR"),
+        (2, "SHOW GRANTS admin", "ERR permission denied: bob lacks A on *"),
+        (2, "SHOW GRANTS nobody", "ERR unknown user: nobody"),
+        (2, "SHOW USERS", "ERR permission denied: bob lacks A on *"),
+        (2, "DROP LENS x", "ERR permission denied: bob lacks D on d"),
+        (2, "DROP LENS nope", "ERR unknown lens: nope"),
+        (2, "GRANT U ON d TO bob", "ERR permission denied: bob lacks A on d"),
+        (2, "GRANT U ON * TO bob", "ERR permission denied: bob lacks A on *"),
+        (2, "START TRANSACTION", "OK"),
+        (2, "APPEND LENS x 0 1 1", "ERR permission denied: bob lacks U on d"),
+        (2, "ROLLBACK", "OK"),
+        (1, "GRANT U ON * TO bob", "OK"),
+        (2, "APPEND LENS x 0 1 1", "OK"),
+        (1, "REVOKE C R ON d FROM bob", "OK"),
+        (1, "SHOW GRANTS bob", "GRANTS 1; bob *:U"),
+        (2, "AT LENS x 0", "ERR permission denied: bob lacks R on d"),
+        (1, "REVOKE A ON d FROM bob", "OK"),
+        (1, "GRANT * ON d TO bob", "OK"),
+        (1, "SHOW GRANTS bob", "GRANTS 1; bob *:U d:CRUDA"),
+        (2, "START TRANSACTION", "OK"),
+        (2, "APPEND LENS x 1 2 2", "OK"),
+        (1, "REVOKE U ON d FROM bob", "OK"),
+        (1, "REVOKE U ON * FROM bob", "OK"),
+        (2, "COMMIT", "ERR permission denied: bob lacks U on d"),
+        (2, "DROP DATABASE d", "OK"),
+        (1, "SHOW GRANTS", "GRANTS 2; admin *:A; bob"),
+        (2, "AT LENS x 0", "ERR unknown database: d"),
+        (1, "GRANT R ON nodb TO bob", "ERR unknown database: nodb"),
+        (1, "GRANT R ON * TO nobody", "ERR unknown user: nobody"),
+        (1, "GRANT R X ON * TO bob", "ERR parse error"),
+        (1, "GRANT ON * TO bob", "ERR parse error"),
+        (1, "GRANT RUD ON * TO bob", "OK"),
+        (1, "SHOW GRANTS bob", "GRANTS 1; bob *:RUD"),
+        (1, "DROP USER nobody", "ERR unknown user: nobody"),
+        (1, "DROP USER bob", "OK"),
+        (1, "SHOW USERS", "NAMES 1; admin"),
+        (3, "AUTH bob pw", "ERR authentication failed"),
+    ];
+    for (conn, stmt, want) in steps {
+        let got = run(&mut o, *conn, 0, stmt);
+        if want.starts_with("ERR parse error") {
+            assert!(got.starts_with(want), "{stmt}: {got}");
+        } else {
+            assert_eq!(got, *want, "{stmt}");
+        }
+    }
+}
+
+#[test]
+fn catalog() {
+    let mut o = db_oracle();
+    o.connect(2);
+    let steps: &[(u64, &str, &str)] = &[
+        (1, "DROP DATABASE nope", "ERR unknown database: nope"),
+        (1, "USE DATABASE nope", "ERR unknown database: nope"),
+        (1, "CREATE DATABASE B", "OK"),
+        (1, "CREATE DATABASE _a", "OK"),
+        (1, "SHOW DATABASES", "NAMES 3; B; _a; d"),
+        (2, "SHOW STATUS", "STATUS 7; auth:off; connections:2; database:-; databases:3; transaction:off; version:0.1.0; written_at:0"),
+        (2, "USE DATABASE d", "OK"),
+        (1, "CREATE LENS x int", "OK"),
+        (1, "CREATE LENS x str", "ERR duplicate lens: x"),
+        (1, "DERIVE LENS x AS 1", "ERR duplicate lens: x"),
+        (1, "DERIVE LENS a AS nope + 1", "ERR unknown lens: nope"),
+        (1, "DERIVE LENS a AS a + 1", "ERR cycle detected in derived lens: a"),
+        (1, "DERIVE LENS a AS x", "OK"),
+        (1, "CREATE LENS a int", "ERR duplicate lens: a"),
+        (1, "DERIVE LENS b AS a + 1", "OK"),
+        (1, "DERIVE LENS a AS b", "ERR cycle detected in derived lens: a"),
+        (1, "DERIVE LENS a AS sum(b, 0, 1)", "ERR cycle detected in derived lens: a"),
+        (1, "CREATE LENS s str", "OK"),
+        (1, "DERIVE LENS a AS s", "ERR invalid expression: operator + needs int or float operands, got str and int"),
+        (1, "DERIVE LENS a AS x * 2.5", "OK"),
+        (1, "APPEND LENS x 0 10 2", "OK"),
+        (1, "AT LENS b 0", "VAL f6"),
+        (1, "DROP LENS x", "ERR lens x is used by derived lens a"),
+        (1, "DERIVE LENS c AS x", "OK"),
+        (1, "DROP LENS x", "ERR lens x is used by derived lens a"),
+        (1, "DROP LENS a", "ERR lens a is used by derived lens b"),
+        (1, "DROP LENS b", "OK"),
+        (1, "DROP LENS a", "OK"),
+        (1, "DROP LENS c", "OK"),
+        (1, "DROP LENS x", "OK"),
+        (1, "DROP LENS x", "ERR unknown lens: x"),
+        (1, "CREATE LENS x str", "OK"),
+        (1, "AT LENS x 0", "VAL NIL"),
+        (1, "APPEND LENS x 0 1 \"v\"", "OK"),
+        (1, "HISTORY LENS x", "LAYERS 1; 2:0:0:1"),
+        (2, "AT LENS x 0", "VAL sv"),
+        (1, "DROP DATABASE d", "OK"),
+        (2, "AT LENS x 0", "ERR unknown database: d"),
+        (2, "SHOW LENSES", "ERR unknown database: d"),
+        (2, "CREATE LENS y int", "ERR unknown database: d"),
+        (2, "SHOW STATUS", "STATUS 7; auth:off; connections:2; database:d; databases:2; transaction:off; version:0.1.0; written_at:0"),
+        (1, "CREATE DATABASE d", "OK"),
+        (2, "SHOW LENSES", "NAMES 0"),
+        (2, "CREATE LENS y int", "OK"),
+        (2, "APPEND LENS y 0 1 1", "OK"),
+        (2, "HISTORY LENS y", "LAYERS 1; 1:0:0:1"),
+        (1, "AT LENS y 0", "VAL i1"),
+        (1, "USE DATABASE d", "OK"),
+        (1, "AT LENS y 0", "VAL i1"),
+        (1, "SHOW USERS", "NAMES 0"),
+        (1, "SHOW GRANTS", "GRANTS 0"),
+        (1, "SHOW GRANTS bob", "ERR unknown user: bob"),
+    ];
+    for (conn, stmt, want) in steps {
+        assert_eq!(run(&mut o, *conn, 0, stmt), *want, "{stmt}");
+    }
+}
+
+#[test]
+fn copy_from_import_dir() {
+    let mut files = BTreeMap::new();
+    let mut add = |p: &str, c: &str| files.insert(p.to_string(), c.as_bytes().to_vec());
+    add(
+        "/import/a.csv",
+        "# comment\n0,10,1\n\n  \n10,20, 2\r\n20,30,null\n",
+    );
+    add(
+        "/import/s.csv",
+        "0,1,hello world\n1,2,\"quoted, \"\"x\"\"\"\n2,3,null\n3,4,\"multi\nline\"\n4,5,tail\r\n",
+    );
+    add("/import/bad.csv", "0,10,1\n5,3,2\n");
+    add("/import/ov.csv", "0,10,1\n5,15,2\n");
+    add("/import/badval.csv", "0,1,1\n1,2,abc\n");
+    add("/import/fields.csv", "0,1,1,2\n");
+    add("/import/t.csv", "0,1,1.5\n");
+    add("/import/multi.csv", "0,1,\"a\nb\"\n1,0,c\n");
+    add("/import/late.csv", "5,1,1\n0,1,zzz\n");
+    add("/import/empty.csv", "# nothing\n\n");
+    add("/import/sub/f.csv", "0,1,1\n");
+    files.insert("/import/bin.csv".to_string(), vec![0xff, b'\n']);
+    let mut o = Oracle::new(OracleConfig {
+        auth: false,
+        users: vec![],
+        import_dir: Some("/import".to_string()),
+        files,
+    });
+    let outside = "ERR permission denied: path outside the import directory";
+    script(
+        &mut o,
+        1,
+        &[
+            ("CREATE DATABASE d", "OK"),
+            ("USE DATABASE d", "OK"),
+            ("CREATE LENS x int", "OK"),
+            ("CREATE LENS s str", "OK"),
+            ("COPY LENS x FROM \"a.csv\"", "OK"),
+            ("RANGE LENS x 0 30", "RANGE 3; 0:10:i1; 10:20:i2; 20:30:n"),
+            ("COPY LENS x FROM \"/import/a.csv\"", "OK"),
+            ("COPY LENS x FROM \"sub/f.csv\"", "OK"),
+            ("HISTORY LENS x", "LAYERS 3; 1:5000:0:30; 2:7000:0:30; 3:8000:0:1"),
+            ("COPY LENS x FROM \"../etc/passwd\"", outside),
+            ("COPY LENS x FROM \"/etc/passwd\"", outside),
+            ("COPY LENS x FROM \"/importx/a.csv\"", outside),
+            ("COPY LENS x FROM \"./a.csv\"", outside),
+            ("COPY LENS x FROM \"sub//f.csv\"", outside),
+            ("COPY LENS x FROM \"sub/../a.csv\"", outside),
+            ("COPY LENS x FROM \"\"", outside),
+            ("COPY LENS x FROM \"missing.csv\"", "ERR cannot read missing.csv: No such file or directory (os error 2)"),
+            ("COPY LENS x FROM \"sub\"", "ERR cannot read sub: Is a directory (os error 21)"),
+            ("COPY LENS x FROM \"bin.csv\"", "ERR cannot read bin.csv: stream did not contain valid UTF-8"),
+            ("COPY LENS x FROM \"bad.csv\"", "ERR line 2: invalid range (start >= end)"),
+            ("COPY LENS x FROM \"ov.csv\"", "ERR overlapping intervals in one write"),
+            ("COPY LENS x FROM \"badval.csv\"", "ERR line 2: invalid value"),
+            ("COPY LENS x FROM \"fields.csv\"", "ERR line 1: expected 3 fields, found 4"),
+            ("COPY LENS x FROM \"t.csv\"", "ERR line 1: type mismatch on x: expected int, got float"),
+            ("COPY LENS x FROM \"multi.csv\"", "ERR line 3: invalid value"),
+            ("COPY LENS s FROM \"multi.csv\"", "ERR line 3: invalid range (start >= end)"),
+            ("COPY LENS x FROM \"late.csv\"", "ERR line 2: invalid value"),
+            ("COPY LENS x FROM \"empty.csv\"", "OK"),
+            ("COPY LENS s FROM \"s.csv\"", "OK"),
+            ("RANGE LENS s 0 5", "RANGE 5; 0:1:shello%20world; 1:2:squoted,%20\"x\"; 2:3:n; 3:4:smulti%0Aline; 4:5:stail"),
+            ("COPY LENS nope FROM \"a.csv\"", "ERR unknown lens: nope"),
+            ("DERIVE LENS dx AS x", "OK"),
+            ("COPY LENS dx FROM \"a.csv\"", "ERR invalid expression: COPY needs a base lens"),
+            ("HISTORY LENS x", "LAYERS 3; 1:5000:0:30; 2:7000:0:30; 3:8000:0:1"),
+            ("COPY LENS x FROM a.csv", "ERR parse error"),
+        ],
+    );
+    let mut o = oracle();
+    script(
+        &mut o,
+        1,
+        &[
+            ("CREATE DATABASE d", "OK"),
+            ("USE DATABASE d", "OK"),
+            ("CREATE LENS x int", "OK"),
+            (
+                "COPY LENS x FROM \"a.csv\"",
+                "ERR permission denied: COPY is disabled (no import directory)",
+            ),
         ],
     );
 }
