@@ -5,6 +5,30 @@
 //! active database, unknown database / lens / user, permission, then validation of the
 //! statement itself. Writes and lens DDL run against a clone of the store that replaces the
 //! real one only on success, so nothing is ever applied partially.
+//!
+//! Choices where neither SPEC nor SEMANTICS spells the answer out (the engine must agree):
+//! - Lexing: `-` followed by a digit always starts a literal, so `x -1` is a parse error
+//!   (write `x - 1`). A number or bytes literal directly followed by `[A-Za-z0-9_.]` is a
+//!   parse error. Exponents may be `e` or `E`. Only `\"` and `\\` escapes exist.
+//! - Binary operators are left-associative at every level (`1 < 2 < true` is `b0`).
+//! - Rolling `f(lens, a, b)`: `lens` must be a name (else parse error); `a` and `b` are
+//!   parsed as full expressions and must be int literals (else `invalid expression`).
+//! - Duplicate checks (`duplicate database/lens/user`) come after the permission check;
+//!   unknown-name checks come before it. DERIVE: unknown refs (textual order), `C`,
+//!   duplicate base lens, cycle, type check.
+//! - Writing to a derived lens: `ERR invalid expression: APPEND needs a base lens` (also for
+//!   BATCH APPEND) or `... COPY needs a base lens`, after the `U` check.
+//! - RANGE/REDUCE: range check, then LAYER/AS OF check, then WHERE / numeric type checks.
+//! - `A` on `*` passes every check; `A` on a database does not imply its other letters.
+//! - Bootstrap users exist whether or not authentication is on.
+//! - Before AUTH (auth on): a parse error is replied without closing; QUIT is
+//!   `ERR authentication required` and closes.
+//! - SHOW STATUS `written_at` is the newest layer's written_at (0 before any write);
+//!   `database` shows the selected name even if that database was dropped.
+//! - COPY: records are parsed first (first bad line wins: `line n: expected 3 fields, found
+//!   k`, `invalid start`, `invalid end`, `invalid value`, `unterminated quoted field`), then
+//!   range and type are checked per line (`line n: ...`), then overlaps. `<file>` in
+//!   `cannot read <file>` is the path as written; the reasons are Rust's io error texts.
 
 mod copy;
 mod lex;

@@ -941,3 +941,48 @@ fn copy_from_import_dir() {
         ],
     );
 }
+
+/// ~600 mixed statements must run quickly (the simulator runs many such scripts).
+#[test]
+fn many_statements_run_fast() {
+    let mut o = db_oracle();
+    let mut seed: u64 = 42;
+    let mut rnd = |n: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    for l in ["a", "b", "c"] {
+        run(&mut o, 1, 0, &format!("CREATE LENS {l} int"));
+    }
+    run(
+        &mut o,
+        1,
+        0,
+        "DERIVE LENS s AS sum(a, -50, 0) + count(b, 0, 30)",
+    );
+    run(&mut o, 1, 0, "DERIVE LENS t AS twavg(s, -20, 20) * 2");
+    let start = std::time::Instant::now();
+    for i in 0..600 {
+        let lens = ["a", "b", "c"][rnd(3) as usize];
+        let stmt = match rnd(4) {
+            0 | 1 => {
+                let mut parts = Vec::new();
+                let mut at = rnd(1000) as i64;
+                for _ in 0..(1 + rnd(8)) {
+                    let len = 1 + rnd(40) as i64;
+                    parts.push(format!("{} {} {}", at, at + len, rnd(100)));
+                    at += len + rnd(5) as i64;
+                }
+                format!("APPEND LENS {lens} {}", parts.join(", "))
+            }
+            2 => format!("RANGE LENS t {} {} WHERE c > 50", rnd(500), 500 + rnd(600)),
+            _ => format!("REDUCE LENS s {} {} USING twavg", rnd(500), 500 + rnd(600)),
+        };
+        let r = run(&mut o, 1, i, &stmt);
+        assert!(!r.starts_with("ERR parse"), "{stmt}: {r}");
+    }
+    assert!(start.elapsed().as_secs_f64() < 5.0, "{:?}", start.elapsed());
+    eprintln!("600 statements: {:?}", start.elapsed());
+}
