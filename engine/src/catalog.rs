@@ -222,16 +222,23 @@ fn deps_of(expr: &Expr) -> Vec<String> {
 }
 
 /// Type of every lens in `db` as seen with `name` (re)defined as `expr`.
+/// Every lens `expr` reads must exist; the first unknown one in textual order is named.
+pub fn check_refs(db: &Database, expr: &Expr) -> Res<()> {
+    let mut refs = Vec::new();
+    expr.lens_refs(&mut refs);
+    for r in refs {
+        db.lens(r)?;
+    }
+    Ok(())
+}
+
 fn derive_check(db: &Database, name: &str, expr: &Expr) -> Res<Ty> {
+    check_refs(db, expr)?;
     let deps = deps_of(expr);
-    if deps.iter().any(|d| d == name) {
-        return Err(format!("cycle detected in derived lens: {name}"));
-    }
-    for d in &deps {
-        db.lens(d)?;
-    }
     match db.lenses.get(name) {
         Some(Lens::Base(_)) => return Err(format!("duplicate lens: {name}")),
+        // A brand-new lens cannot reach itself: its name is unknown to check_refs.
+        None => {}
         Some(Lens::Derived(_)) => {
             // Redefinition: reject if any dependency reaches back to `name`.
             let mut stack: Vec<&str> = deps.iter().map(String::as_str).collect();
@@ -248,7 +255,6 @@ fn derive_check(db: &Database, name: &str, expr: &Expr) -> Res<Ty> {
                 }
             }
         }
-        None => {}
     }
     let ty = type_check(expr, &|n| Ok(db.lens(n)?.ty()))?;
     if let Some(Lens::Derived(_)) = db.lenses.get(name) {
@@ -341,7 +347,9 @@ impl State {
                             b.ty
                         ))
                     }
-                    Lens::Derived(_) => return Err(format!("cannot write to derived lens: {lens}")),
+                    Lens::Derived(_) => {
+                        return Err("invalid expression: APPEND needs a base lens".into())
+                    }
                 }
             }
             Op::CreateUser { name, .. } => {

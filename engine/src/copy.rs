@@ -93,7 +93,7 @@ fn field_value(text: &str, quoted: bool, lens: &str, ty: Type) -> Res<Value> {
             Ok(crate::ast::Statement::Append { mut rows, .. }) if rows.len() == 1 => {
                 rows.pop().expect("one row").value
             }
-            _ => return Err(format!("invalid value: {text:?}")),
+            _ => return Err("invalid value".into()),
         }
     };
     got.coerce(ty)
@@ -101,18 +101,14 @@ fn field_value(text: &str, quoted: bool, lens: &str, ty: Type) -> Res<Value> {
 }
 
 fn int_field(text: &str, what: &str) -> Res<i64> {
-    text.trim()
-        .parse()
-        .map_err(|_| format!("invalid {what}: {text:?}"))
+    text.trim().parse().map_err(|_| format!("invalid {what}"))
 }
 
 /// Parse `start,end,value` lines (`#` comments and blank lines skipped) into one
-/// validated write; errors name the 1-based line number.
-pub fn parse_csv(data: &[u8], lens: &str, ty: Type) -> Res<Option<Segs>> {
-    let text = std::str::from_utf8(data).map_err(|e| {
-        let line = data[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
-        format!("line {line}: invalid UTF-8")
-    })?;
+/// validated write; errors name the 1-based line number. A record is one line.
+pub fn parse_csv(data: &[u8], path: &str, lens: &str, ty: Type) -> Res<Option<Segs>> {
+    let text = std::str::from_utf8(data)
+        .map_err(|_| format!("cannot read {path}: stream did not contain valid UTF-8"))?;
     let mut rows = Vec::new();
     for (i, raw) in text.split('\n').enumerate() {
         let n = i + 1;
@@ -124,7 +120,7 @@ pub fn parse_csv(data: &[u8], lens: &str, ty: Type) -> Res<Option<Segs>> {
         let at = |e: String| format!("line {n}: {e}");
         let f = fields(line).map_err(at)?;
         if f.len() != 3 {
-            return Err(at(format!("expected 3 fields (start,end,value), found {}", f.len())));
+            return Err(at(format!("expected 3 fields, found {}", f.len())));
         }
         let start = int_field(&f[0].0, "start").map_err(at)?;
         let end = int_field(&f[1].0, "end").map_err(at)?;
@@ -154,15 +150,21 @@ mod tests {
 
     #[test]
     fn csv_lines_and_errors() {
-        let s = parse_csv(b"# temp\n0,10,1.5\r\n\n10,20,3\n", "t", Type::Float)
+        let s = parse_csv(b"# temp\n0,10,1.5\r\n\n10,20,3\n", "f", "t", Type::Float)
             .unwrap()
             .unwrap();
         assert_eq!(s.values, vec![Value::Float(1.5), Value::Float(3.0)]);
-        let e = parse_csv(b"0,10,1\n5,3,1\n", "t", Type::Int).unwrap_err();
+        let e = parse_csv(b"0,10,1\n5,3,1\n", "f", "t", Type::Int).unwrap_err();
         assert_eq!(e, "line 2: invalid range (start >= end)");
-        let e = parse_csv(b"0,10,x\n", "t", Type::Int).unwrap_err();
-        assert!(e.starts_with("line 1: invalid value"), "{e}");
-        let s = parse_csv(b"0,1,\"a, \"\"b\"\"\"\n1,2,plain text\n", "t", Type::Str)
+        let e = parse_csv(b"0,10,x\n", "f", "t", Type::Int).unwrap_err();
+        assert_eq!(e, "line 1: invalid value");
+        let e = parse_csv(b"0,10,\"x\n", "f", "t", Type::Str).unwrap_err();
+        assert_eq!(e, "line 1: unterminated quoted field");
+        let e = parse_csv(b"0,10,1\n5,x,1\n", "f", "t", Type::Int).unwrap_err();
+        assert_eq!(e, "line 2: invalid end");
+        let e = parse_csv(b"\xff", "f", "t", Type::Int).unwrap_err();
+        assert_eq!(e, "cannot read f: stream did not contain valid UTF-8");
+        let s = parse_csv(b"0,1,\"a, \"\"b\"\"\"\n1,2,plain text\n", "f", "t", Type::Str)
             .unwrap()
             .unwrap();
         assert_eq!(s.values, vec![Value::str("a, \"b\""), Value::str("plain text")]);

@@ -46,7 +46,7 @@ impl SyncDriver {
                             .files
                             .get(&path)
                             .cloned()
-                            .ok_or_else(|| "no such file".to_string()),
+                            .ok_or_else(|| "No such file or directory (os error 2)".to_string()),
                     }),
                     Effect::RunJob { token, job } => events.push_back(Event::JobDone {
                         token,

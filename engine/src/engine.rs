@@ -144,7 +144,7 @@ impl Engine {
     }
 
     fn bootstrap(&mut self) {
-        if !self.cfg.auth || !self.state.users.is_empty() {
+        if !self.state.users.is_empty() {
             return;
         }
         if let Some((name, password)) = self.cfg.bootstrap_admin.clone() {
@@ -322,7 +322,12 @@ impl Engine {
                 );
                 fx.push(Effect::RunJob {
                     token: t,
-                    job: Job::ParseCsv { data, lens, ty },
+                    job: Job::ParseCsv {
+                        data,
+                        path,
+                        lens,
+                        ty,
+                    },
                 });
             }
         }

@@ -132,6 +132,10 @@ impl Engine {
             return Perms::default();
         };
         let star = u.grants.get("*").copied().unwrap_or_default();
+        if star.contains(Perms::A) {
+            // A on `*` is a global admin: it passes every check.
+            return Perms::ALL;
+        }
         if db == "*" {
             star
         } else {
@@ -293,6 +297,12 @@ impl Engine {
             S::Commit => {
                 let c = self.conns.get_mut(&id).expect("live connection");
                 let ops = c.txn.take().ok_or("no active transaction")?;
+                // Rights may have been revoked since the statements were buffered.
+                for op in &ops {
+                    if let Some((db, p)) = op_right(op) {
+                        self.need(id, db, p)?;
+                    }
+                }
                 self.commit(ops, fx)?;
                 ok()
             }
@@ -443,12 +453,14 @@ impl Engine {
                 self.write(id, vec![Op::DropLens { db: dbname, name }], fx)
             }
             S::Derive { name, expr } => {
+                crate::catalog::check_refs(&db, &expr)?;
                 self.need(id, &dbname, Perms::C)?;
                 self.write(id, vec![Op::Derive { db: dbname, name, expr }], fx)
             }
             S::Append { lens, rows, .. } => {
-                let ty = writable(&db, &lens)?;
+                db.lens(&lens)?;
                 self.need(id, &dbname, Perms::U)?;
+                let ty = writable(&db, &lens, "APPEND")?;
                 match validate_rows(&lens, ty, rows)? {
                     None => ok(),
                     Some(segs) => self.write(
@@ -464,8 +476,9 @@ impl Engine {
                 }
             }
             S::Copy { lens, path } => {
-                let ty = writable(&db, &lens)?;
+                db.lens(&lens)?;
                 self.need(id, &dbname, Perms::U)?;
+                let ty = writable(&db, &lens, "COPY")?;
                 let full = resolve_import(self.cfg.import_dir.as_deref(), &path)?;
                 let token = self.token();
                 self.pending.insert(
@@ -663,10 +676,20 @@ impl Engine {
     }
 }
 
-/// The type of a base lens that a write may target.
-fn writable(db: &Database, lens: &str) -> Res<Type> {
+/// The type of a base lens that a write (`APPEND` or `COPY`) may target.
+fn writable(db: &Database, lens: &str, what: &str) -> Res<Type> {
     match db.lens(lens)? {
         Lens::Base(b) => Ok(b.ty),
-        Lens::Derived(_) => Err(format!("cannot write to derived lens: {lens}")),
+        Lens::Derived(_) => Err(format!("invalid expression: {what} needs a base lens")),
+    }
+}
+
+/// The right a buffered op needs, re-checked at COMMIT.
+fn op_right(op: &Op) -> Option<(&str, Perms)> {
+    match op {
+        Op::CreateLens { db, .. } | Op::Derive { db, .. } => Some((db, Perms::C)),
+        Op::DropLens { db, .. } => Some((db, Perms::D)),
+        Op::Append { db, .. } => Some((db, Perms::U)),
+        _ => None,
     }
 }

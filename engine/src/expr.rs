@@ -37,7 +37,7 @@ fn invalid(msg: String) -> String {
 pub fn func_type(func: Func, lens: Ty) -> Res<Ty> {
     if func.needs_numbers() && !lens.numeric() {
         return Err(invalid(format!(
-            "{}() needs an int or float lens, got {}",
+            "{} needs an int or float lens, got {}",
             func.name(),
             lens.name()
         )));
@@ -64,7 +64,7 @@ pub fn type_check(e: &Expr, lens_ty: &dyn Fn(&str) -> Res<Ty>) -> Res<Ty> {
             let t = lens_ty(lens)?;
             if rel_start >= rel_end {
                 return Err(invalid(format!(
-                    "empty window in {}({lens}, {rel_start}, {rel_end})",
+                    "{} window start must be less than its end",
                     func.name()
                 )));
             }
@@ -73,26 +73,36 @@ pub fn type_check(e: &Expr, lens_ty: &dyn Fn(&str) -> Res<Ty>) -> Res<Ty> {
         Expr::Neg(x) => {
             let t = type_check(x, lens_ty)?;
             if !t.numeric() {
-                return Err(invalid(format!("cannot negate {}", t.name())));
+                return Err(invalid(format!(
+                    "operator - needs an int or float operand, got {}",
+                    t.name()
+                )));
             }
             t
         }
         Expr::Not(x) => {
             let t = type_check(x, lens_ty)?;
             if !matches!(t, Ty::Null | Ty::T(Bool)) {
-                return Err(invalid(format!("! needs bool, got {}", t.name())));
+                return Err(invalid(format!(
+                    "operator ! needs a bool operand, got {}",
+                    t.name()
+                )));
             }
             Ty::T(Bool)
         }
         Expr::Bin(op, a, b) => {
             let (ta, tb) = (type_check(a, lens_ty)?, type_check(b, lens_ty)?);
+            let (sym, a_, b_) = (op.symbol(), ta.name(), tb.name());
             let bad = || {
-                Err(invalid(format!(
-                    "cannot apply {} to {} and {}",
-                    op.symbol(),
-                    ta.name(),
-                    tb.name()
-                )))
+                Err(invalid(match op {
+                    BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem => {
+                        format!("operator {sym} needs int or float operands, got {a_} and {b_}")
+                    }
+                    BinOp::And | BinOp::Or => {
+                        format!("operator {sym} needs bool operands, got {a_} and {b_}")
+                    }
+                    _ => format!("operator {sym} cannot compare {a_} and {b_}"),
+                }))
             };
             match op {
                 BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem => {

@@ -53,6 +53,8 @@ pub enum Job {
     },
     ParseCsv {
         data: Vec<u8>,
+        /// The path as the statement wrote it, for error messages.
+        path: String,
         lens: String,
         ty: Type,
     },
@@ -117,6 +119,6 @@ pub fn run_job(job: Job) -> JobOutput {
         } => JobOutput::Hashed(hash_password(&password, salt, params)),
         Job::Compact { runs } => JobOutput::Compacted(Arc::new(sweep::compact(&runs))),
         Job::Query { db, stmt } => JobOutput::Reply(crate::exec::run_read(&db, &stmt)),
-        Job::ParseCsv { data, lens, ty } => JobOutput::Csv(copy::parse_csv(&data, &lens, ty)),
+        Job::ParseCsv { data, path, lens, ty } => JobOutput::Csv(copy::parse_csv(&data, &path, &lens, ty)),
     }
 }

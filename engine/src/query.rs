@@ -251,6 +251,7 @@ pub fn reduce(db: &Database, name: &str, s: i64, e: i64, sel: Selector, func: Fu
         return Err("invalid range (start >= end)".into());
     }
     let lens = db.lens(name)?;
+    check_target(db, name, sel)?;
     if func.needs_numbers() {
         if let Ty::T(t) = lens.ty() {
             if !t.is_numeric() {
@@ -258,7 +259,6 @@ pub fn reduce(db: &Database, name: &str, s: i64, e: i64, sel: Selector, func: Fu
             }
         }
     }
-    check_target(db, name, sel)?;
     reduce_inner(db, name, s, e, sel, func, 0)
 }
 
