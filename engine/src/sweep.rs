@@ -175,7 +175,7 @@ pub fn compact(runs: &[Run]) -> Compacted {
         src_idx.push(src.1);
         last = Some(src);
     });
-    segs.check();
+    segs.seal();
     Compacted {
         lo,
         hi,
