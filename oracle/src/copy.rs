@@ -3,10 +3,8 @@
 use std::collections::BTreeMap;
 
 use crate::lex::{lex, Tok};
-use crate::value::{Ty, Value};
-
-/// One write tuple with its 1-based line number.
-pub type Tuple = (Option<usize>, i64, i64, Value);
+use crate::model::Piece;
+use crate::value::{coerce, Ty, Value};
 
 fn outside() -> String {
     "permission denied: path outside the import directory".to_string()
@@ -38,100 +36,54 @@ pub fn resolve(import_dir: Option<&str>, path: &str) -> Result<String, String> {
 /// A CSV field and whether it was double-quoted.
 type Field = (String, bool);
 
-/// Split the file into records: `(line number, fields or error)`. Comment (`#`) and blank
-/// lines are skipped; a quoted field may span lines; a `\r` before `\n` is dropped.
-fn records(text: &str) -> Vec<(usize, Result<Vec<Field>, String>)> {
-    let chars: Vec<char> = text.chars().collect();
+/// Split one line (no `\n`, trailing `\r` already removed) into fields. A record is exactly
+/// one line: a quoted field must close on its line.
+fn fields(line: &str) -> Result<Vec<Field>, String> {
+    let chars: Vec<char> = line.chars().collect();
     let n = chars.len();
     let mut out = Vec::new();
     let mut i = 0;
-    let mut line = 1;
-    while i < n {
-        let mut j = i;
-        while j < n && chars[j] != '\n' {
-            j += 1;
-        }
-        let physical: String = chars[i..j].iter().collect();
-        let trimmed = physical
-            .trim_end_matches('\r')
-            .trim_matches(|c| c == ' ' || c == '\t');
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            i = j + 1;
-            line += 1;
-            continue;
-        }
-        let rec_line = line;
-        let mut fields = Vec::new();
-        let mut error = None;
-        loop {
-            if i < n && chars[i] == '"' {
-                i += 1;
-                let mut s = String::new();
-                let mut closed = false;
-                while i < n {
-                    if chars[i] == '"' {
-                        if i + 1 < n && chars[i + 1] == '"' {
-                            s.push('"');
-                            i += 2;
-                        } else {
-                            i += 1;
-                            closed = true;
-                            break;
-                        }
-                    } else {
-                        if chars[i] == '\n' {
-                            line += 1;
-                        }
-                        s.push(chars[i]);
-                        i += 1;
-                    }
-                }
-                if !closed {
-                    error = Some("unterminated quoted field".to_string());
-                    break;
-                }
-                fields.push((s, true));
-                if i < n && chars[i] == ',' {
-                    i += 1;
-                    continue;
-                }
-                if i < n && chars[i] == '\r' && (i + 1 == n || chars[i + 1] == '\n') {
-                    i += 1;
-                }
-                if i < n && chars[i] != '\n' {
-                    error = Some("invalid quoted field".to_string());
-                }
-                break;
-            } else {
-                let start = i;
-                while i < n && chars[i] != ',' && chars[i] != '\n' {
-                    i += 1;
-                }
-                let mut f: String = chars[start..i].iter().collect();
-                if i < n && chars[i] == ',' {
-                    fields.push((f, false));
-                    i += 1;
-                    continue;
-                }
-                if f.ends_with('\r') {
-                    f.pop();
-                }
-                fields.push((f, false));
-                break;
-            }
-        }
-        if error.is_some() {
-            while i < n && chars[i] != '\n' {
-                i += 1;
-            }
-        }
-        if i < n {
+    loop {
+        if i < n && chars[i] == '"' {
             i += 1;
-            line += 1;
+            let mut s = String::new();
+            loop {
+                if i >= n {
+                    return Err("unterminated quoted field".to_string());
+                }
+                if chars[i] == '"' {
+                    if i + 1 < n && chars[i + 1] == '"' {
+                        s.push('"');
+                        i += 2;
+                    } else {
+                        i += 1;
+                        break;
+                    }
+                } else {
+                    s.push(chars[i]);
+                    i += 1;
+                }
+            }
+            out.push((s, true));
+            if i == n {
+                return Ok(out);
+            }
+            if chars[i] != ',' {
+                return Err("invalid quoted field".to_string());
+            }
+            i += 1;
+        } else {
+            let start = i;
+            while i < n && chars[i] != ',' {
+                i += 1;
+            }
+            out.push((chars[start..i].iter().collect(), false));
+            if i == n {
+                return Ok(out);
+            }
+            i += 1;
         }
-        out.push((rec_line, error.map_or(Ok(fields), Err)));
     }
-    out
 }
 
 /// Exactly one TauQL literal token.
@@ -180,14 +132,15 @@ fn value(field: &Field, ty: Ty) -> Option<Value> {
     literal(text.trim_matches(|c| c == ' ' || c == '\t'))
 }
 
-/// Read `path` and parse every record (parse errors first, in line order); range and type
-/// validation is left to the caller.
+/// Read `path` and check it line by line, in order: fields, field count, start, end,
+/// `start < end`, value. The first failing line wins. Overlaps are left to the caller.
 pub fn read(
     import_dir: Option<&str>,
     files: &BTreeMap<String, Vec<u8>>,
     path: &str,
+    lens: &str,
     ty: Ty,
-) -> Result<Vec<Tuple>, String> {
+) -> Result<Vec<Piece>, String> {
     let full = resolve(import_dir, path)?;
     let Some(bytes) = files.get(&full) else {
         let dir_prefix = format!("{}/", full);
@@ -205,19 +158,27 @@ pub fn read(
         ));
     };
     let mut out = Vec::new();
-    for (line, rec) in records(text) {
-        let fields = rec.map_err(|e| format!("line {}: {}", line, e))?;
-        if fields.len() != 3 {
-            return Err(format!(
-                "line {}: expected 3 fields, found {}",
-                line,
-                fields.len()
-            ));
+    for (idx, raw) in text.split('\n').enumerate() {
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        let trimmed = line.trim_matches(|c| c == ' ' || c == '\t');
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
         }
-        let s = time(&fields[0]).ok_or_else(|| format!("line {}: invalid start", line))?;
-        let e = time(&fields[1]).ok_or_else(|| format!("line {}: invalid end", line))?;
-        let v = value(&fields[2], ty).ok_or_else(|| format!("line {}: invalid value", line))?;
-        out.push((Some(line), s, e, v));
+        out.push(check_line(line, lens, ty).map_err(|e| format!("line {}: {}", idx + 1, e))?);
     }
     Ok(out)
+}
+
+fn check_line(line: &str, lens: &str, ty: Ty) -> Result<Piece, String> {
+    let fields = fields(line)?;
+    if fields.len() != 3 {
+        return Err(format!("expected 3 fields, found {}", fields.len()));
+    }
+    let s = time(&fields[0]).ok_or("invalid start")?;
+    let e = time(&fields[1]).ok_or("invalid end")?;
+    if s >= e {
+        return Err("invalid range (start >= end)".to_string());
+    }
+    let v = value(&fields[2], ty).ok_or("invalid value")?;
+    Ok((s, e, coerce(lens, ty, &v)?))
 }

@@ -1,34 +1,22 @@
 //! The Tau oracle: an obviously-correct, deliberately naive, in-memory model of
 //! `shared/SPEC.md` and `docs/SEMANTICS.md`. It shares no code with the engine.
 //!
-//! Every statement is checked in this order: parse, authentication, transaction state,
-//! active database, unknown database / lens / user, permission, then validation of the
-//! statement itself. Writes and lens DDL run against a clone of the store that replaces the
+//! Every statement is checked in this order: authentication (before a successful AUTH only
+//! a well-formed AUTH is answered), parse, transaction state, active database, unknown
+//! database / lens / user, permission, duplicates, then validation of the statement itself. Writes and lens DDL run against a clone of the store that replaces the
 //! real one only on success, so nothing is ever applied partially.
 //!
-//! Choices where neither SPEC nor SEMANTICS spells the answer out (the engine must agree):
-//! - Lexing: `-` followed by a digit always starts a literal, so `x -1` is a parse error
-//!   (write `x - 1`). A number or bytes literal directly followed by `[A-Za-z0-9_.]` is a
-//!   parse error. Exponents may be `e` or `E`. Only `\"` and `\\` escapes exist.
+//! Choices where neither SPEC nor SEMANTICS spells the answer out are recorded in
+//! docs/SEMANTICS.md (the engine follows them). Oracle-internal notes:
+//! - Lexing: `-` directly followed by a digit is lexed as one signed number token; in
+//!   operator position (after a complete operand) the parser splits it back into the binary
+//!   minus and an unsigned literal. A malformed number (`-1x`) is reported at the column where
+//!   its token starts (the `-`).
 //! - Binary operators are left-associative at every level (`1 < 2 < true` is `b0`).
-//! - Rolling `f(lens, a, b)`: `lens` must be a name (else parse error); `a` and `b` are
-//!   parsed as full expressions and must be int literals (else `invalid expression`).
-//! - Duplicate checks (`duplicate database/lens/user`) come after the permission check;
-//!   unknown-name checks come before it. DERIVE: unknown refs (textual order), `C`,
-//!   duplicate base lens, cycle, type check.
-//! - Writing to a derived lens: `ERR invalid expression: APPEND needs a base lens` (also for
-//!   BATCH APPEND) or `... COPY needs a base lens`, after the `U` check.
-//! - RANGE/REDUCE: range check, then LAYER/AS OF check, then WHERE / numeric type checks.
-//! - `A` on `*` passes every check; `A` on a database does not imply its other letters.
-//! - Bootstrap users exist whether or not authentication is on.
-//! - Before AUTH (auth on): a parse error is replied without closing; QUIT is
-//!   `ERR authentication required` and closes.
 //! - SHOW STATUS `written_at` is the newest layer's written_at (0 before any write);
 //!   `database` shows the selected name even if that database was dropped.
-//! - COPY: records are parsed first (first bad line wins: `line n: expected 3 fields, found
-//!   k`, `invalid start`, `invalid end`, `invalid value`, `unterminated quoted field`), then
-//!   range and type are checked per line (`line n: ...`), then overlaps. `<file>` in
-//!   `cannot read <file>` is the path as written; the reasons are Rust's io error texts.
+//! - COPY: `<file>` in `cannot read <file>` is the path as written; the reasons are Rust's
+//!   io error texts. One `\r` before the line end is dropped.
 
 mod copy;
 mod lex;
@@ -40,7 +28,7 @@ use std::collections::BTreeMap;
 
 use model::{fold, Db, Layer, Lens, Piece, Reader};
 use parse::{parse_line, Sel, Stmt, PERM_LETTERS};
-use value::{encode_opt, Ty, Value};
+use value::{coerce, encode_opt, Ty, Value};
 
 pub struct OracleConfig {
     /// Authentication on?
@@ -188,45 +176,27 @@ fn reaches(db: &Db, from: &str, target: &str, seen: &mut Vec<String>) -> bool {
     false
 }
 
-/// Validate the tuples of one write in input order (range, then type), then overlaps.
-/// `line` is the COPY line number, used as an error prefix.
-fn validate_write(
-    lens: &str,
-    ty: Ty,
-    tuples: &[(Option<usize>, i64, i64, Value)],
-) -> Result<Vec<Piece>, String> {
+/// Validate the tuples of one APPEND in input order (range, then type), then overlaps.
+fn validate_write(lens: &str, ty: Ty, tuples: &[(i64, i64, Value)]) -> Result<Vec<Piece>, String> {
     let mut out = Vec::new();
-    for (line, s, e, v) in tuples {
-        let pre = match line {
-            Some(n) => format!("line {}: ", n),
-            None => String::new(),
-        };
+    for (s, e, v) in tuples {
         if s >= e {
-            return Err(format!("{}{}", pre, bad_range()));
+            return Err(bad_range());
         }
-        let v = match (ty, v) {
-            (_, Value::Null) => Value::Null,
-            (Ty::Float, Value::Int(i)) => Value::Float(*i as f64),
-            (t, v) if v.ty() == t => v.clone(),
-            (t, v) => {
-                return Err(format!(
-                    "{}type mismatch on {}: expected {}, got {}",
-                    pre,
-                    lens,
-                    t.name(),
-                    v.ty().name()
-                ))
-            }
-        };
-        out.push((*s, *e, v));
+        out.push((*s, *e, coerce(lens, ty, v)?));
     }
-    out.sort_by_key(|p| p.0);
-    for w in out.windows(2) {
+    no_overlaps(out)
+}
+
+/// Sort the pieces of one write by start; any overlap rejects the write.
+fn no_overlaps(mut pieces: Vec<Piece>) -> Result<Vec<Piece>, String> {
+    pieces.sort_by_key(|p| p.0);
+    for w in pieces.windows(2) {
         if w[0].1 > w[1].0 {
             return Err("overlapping intervals in one write".to_string());
         }
     }
-    Ok(out)
+    Ok(pieces)
 }
 
 /// The lens type of a write target after the existence and `U` checks.
@@ -298,7 +268,7 @@ fn apply(
             let mut refs = Vec::new();
             expr.refs(&mut refs);
             for r in &refs {
-                if r != name && !db.lenses.contains_key(r) {
+                if !db.lenses.contains_key(r) {
                     return Err(unknown_lens(r));
                 }
             }
@@ -334,16 +304,17 @@ fn apply(
         }
         Stmt::Append { lens, tuples, .. } => {
             let ty = write_target(store, who, dbn, lens, "APPEND")?;
-            let tuples: Vec<_> = tuples
-                .iter()
-                .map(|(s, e, v)| (None, *s, *e, v.clone()))
-                .collect();
-            validate_write(lens, ty, &tuples)?
+            validate_write(lens, ty, tuples)?
         }
         Stmt::Copy { lens, path } => {
             let ty = write_target(store, who, dbn, lens, "COPY")?;
-            let tuples = copy::read(env.import_dir.as_deref(), &env.files, path, ty)?;
-            validate_write(lens, ty, &tuples)?
+            no_overlaps(copy::read(
+                env.import_dir.as_deref(),
+                &env.files,
+                path,
+                lens,
+                ty,
+            )?)?
         }
         _ => unreachable!("not a buffered statement"),
     };
@@ -432,6 +403,21 @@ impl Oracle {
             return None;
         }
         self.conns.entry(conn).or_default();
+        if self.env.auth && !self.conns[&conn].authed {
+            // Before a successful AUTH only a well-formed AUTH statement is answered.
+            let stmt = std::str::from_utf8(line).ok().map(parse_line);
+            let reply = match stmt {
+                Some(Ok(stmt @ Stmt::Auth(..))) => self.run(conn, now_ms, stmt),
+                _ => Reply {
+                    line: "ERR authentication required".to_string(),
+                    close: true,
+                },
+            };
+            if reply.close {
+                self.conns.remove(&conn);
+            }
+            return Some(reply);
+        }
         let reply = match std::str::from_utf8(line) {
             Err(e) => {
                 let col = String::from_utf8_lossy(&line[..e.valid_up_to()])
@@ -472,12 +458,6 @@ impl Oracle {
             }
             return Reply {
                 line: "ERR authentication failed".to_string(),
-                close: true,
-            };
-        }
-        if auth && !self.conns[&conn].authed {
-            return Reply {
-                line: "ERR authentication required".to_string(),
                 close: true,
             };
         }

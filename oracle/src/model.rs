@@ -186,14 +186,6 @@ fn cover(intervals: &[Piece], t: i64) -> Option<&Piece> {
     }
 }
 
-/// Window bounds of a rolling call (the type checker guarantees int literals).
-pub fn call_bounds(a: &Expr, b: &Expr) -> (i64, i64) {
-    match (a, b) {
-        (Expr::Lit(Value::Int(a)), Expr::Lit(Value::Int(b))) => (*a, *b),
-        _ => (0, 0),
-    }
-}
-
 // ---------------------------------------------------------------- expression evaluation
 
 fn un_op(op: UnOp, v: Value) -> Result<Value, String> {
@@ -356,7 +348,7 @@ impl Inputs {
                 Ok(piece_at(ps, t))
             }
             Expr::Call(f, n, a, b) => {
-                let (a, b) = call_bounds(a, b);
+                let (a, b) = (*a, *b);
                 let ps = &self
                     .calls
                     .iter()
@@ -408,18 +400,11 @@ impl Reader<'_> {
             Expr::Ref(n) => self.lens_ty(n),
             Expr::Call(f, n, a, b) => {
                 let lt = self.lens_ty(n)?;
-                match (a.as_ref(), b.as_ref()) {
-                    (Expr::Lit(Value::Int(a)), Expr::Lit(Value::Int(b))) => {
-                        if a >= b {
-                            return bad(format!(
-                                "{} window start must be less than its end",
-                                f.name()
-                            ));
-                        }
-                    }
-                    _ => {
-                        return bad(format!("{} window bounds must be int literals", f.name()));
-                    }
+                if a >= b {
+                    return bad(format!(
+                        "{} window start must be less than its end",
+                        f.name()
+                    ));
                 }
                 if f.needs_number() && !lt.is_numeric() {
                     return bad(format!(
@@ -576,7 +561,7 @@ impl Reader<'_> {
         eval(e, &mut |node| match node {
             Expr::Ref(n) => self.at(n, t),
             Expr::Call(f, n, a, b) => {
-                let (a, b) = call_bounds(a, b);
+                let (a, b) = (*a, *b);
                 let ps = self.pieces(n, t.saturating_add(a), t.saturating_add(b))?;
                 fold(*f, &ps)
             }
@@ -594,9 +579,9 @@ impl Reader<'_> {
             calls: Vec::new(),
         };
         let mut points = Vec::new();
-        let add = |p: i64, points: &mut Vec<i64>| {
-            if s < p && p < e {
-                points.push(p);
+        let add = |p: i128, points: &mut Vec<i64>| {
+            if (s as i128) < p && p < e as i128 {
+                points.push(p as i64);
             }
         };
         for node in nodes {
@@ -607,13 +592,13 @@ impl Reader<'_> {
                     }
                     let ps = self.pieces(n, s, e)?;
                     for (a, b, _) in &ps {
-                        add(*a, &mut points);
-                        add(*b, &mut points);
+                        add(*a as i128, &mut points);
+                        add(*b as i128, &mut points);
                     }
                     inp.refs.push((n.clone(), ps));
                 }
                 Expr::Call(_, n, a, b) => {
-                    let (a, b) = call_bounds(a, b);
+                    let (a, b) = (*a, *b);
                     if inp
                         .calls
                         .iter()
@@ -621,12 +606,11 @@ impl Reader<'_> {
                     {
                         continue;
                     }
+                    // A piece p overlaps [t+a, t+b) exactly for t in [p.start-b+1, p.end-a).
                     let ps = self.pieces(n, s.saturating_add(a), e.saturating_add(b))?;
                     for (ps_, pe, _) in &ps {
-                        for bd in [*ps_, *pe] {
-                            add(bd.saturating_sub(a), &mut points);
-                            add(bd.saturating_sub(b), &mut points);
-                        }
+                        add(*ps_ as i128 - b as i128 + 1, &mut points);
+                        add(*pe as i128 - a as i128, &mut points);
                     }
                     inp.calls.push((n.clone(), a, b, ps));
                 }

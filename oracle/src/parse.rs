@@ -106,9 +106,9 @@ impl BinOp {
 pub enum Expr {
     Lit(Value),
     Ref(String),
-    /// Rolling aggregate `f(lens, a, b)`; the bounds are arbitrary expressions in the syntax
-    /// and must be int literals (checked by the type checker).
-    Call(Func, String, Box<Expr>, Box<Expr>),
+    /// Rolling aggregate `f(lens, a, b)`; the bounds are int literals in the syntax
+    /// (`a < b` is checked by the type checker).
+    Call(Func, String, i64, i64),
     Un(UnOp, Box<Expr>),
     Bin(BinOp, Box<Expr>, Box<Expr>),
 }
@@ -119,11 +119,7 @@ impl Expr {
         match self {
             Expr::Lit(_) => {}
             Expr::Ref(n) => out.push(n.clone()),
-            Expr::Call(_, n, a, b) => {
-                out.push(n.clone());
-                a.refs(out);
-                b.refs(out);
-            }
+            Expr::Call(_, n, _, _) => out.push(n.clone()),
             Expr::Un(_, x) => x.refs(out),
             Expr::Bin(_, a, b) => {
                 a.refs(out);
@@ -218,8 +214,8 @@ pub fn perm_bit(c: char) -> Option<u8> {
         .map(|i| 1u8 << i)
 }
 
-struct P<'a> {
-    toks: &'a [Token],
+struct P {
+    toks: Vec<Token>,
     pos: usize,
     eol: usize,
 }
@@ -231,12 +227,12 @@ fn is_reserved(s: &str) -> bool {
     l == "true" || l == "false" || l == "null"
 }
 
-impl<'a> P<'a> {
-    fn peek(&self) -> Option<&'a Token> {
+impl P {
+    fn peek(&self) -> Option<&Token> {
         self.toks.get(self.pos)
     }
 
-    fn peek2(&self) -> Option<&'a Token> {
+    fn peek2(&self) -> Option<&Token> {
         self.toks.get(self.pos + 1)
     }
 
@@ -294,48 +290,48 @@ impl<'a> P<'a> {
     }
 
     fn name(&mut self, what: &str) -> PResult<String> {
-        match self.peek() {
+        match self.peek().cloned() {
             Some(Token {
                 tok: Tok::Ident(s), ..
-            }) if !is_reserved(s) => {
+            }) if !is_reserved(&s) => {
                 self.pos += 1;
-                Ok(s.clone())
+                Ok(s)
             }
             _ => self.err(what),
         }
     }
 
     fn int(&mut self, what: &str) -> PResult<i64> {
-        match self.peek() {
+        match self.peek().cloned() {
             Some(Token {
                 tok: Tok::Int(v), ..
             }) => {
                 self.pos += 1;
-                Ok(*v)
+                Ok(v)
             }
             _ => self.err(what),
         }
     }
 
     fn count(&mut self) -> PResult<u64> {
-        match self.peek() {
+        match self.peek().cloned() {
             Some(Token {
                 tok: Tok::Int(v), ..
-            }) if *v >= 0 => {
+            }) if v >= 0 => {
                 self.pos += 1;
-                Ok(*v as u64)
+                Ok(v as u64)
             }
             _ => self.err("a non-negative integer"),
         }
     }
 
     fn string(&mut self, what: &str) -> PResult<String> {
-        match self.peek() {
+        match self.peek().cloned() {
             Some(Token {
                 tok: Tok::Str(s), ..
             }) => {
                 self.pos += 1;
-                Ok(s.clone())
+                Ok(s)
             }
             _ => self.err(what),
         }
@@ -459,6 +455,7 @@ impl<'a> P<'a> {
         }
         let mut left = self.binary(level + 1)?;
         'outer: loop {
+            self.split_minus()?;
             for (sym, op) in LEVELS[level] {
                 if self.eat_sym(sym) {
                     let right = self.binary(level + 1)?;
@@ -468,6 +465,40 @@ impl<'a> P<'a> {
             }
             return Ok(left);
         }
+    }
+
+    /// Operator position (after a complete operand): a number token that the lexer read with
+    /// a leading `-` is really the binary minus followed by an unsigned literal.
+    fn split_minus(&mut self) -> PResult<()> {
+        let Some(t) = self.toks.get(self.pos) else {
+            return Ok(());
+        };
+        if !t.text.starts_with('-') {
+            return Ok(());
+        }
+        let col = t.col + 1;
+        let text = t.text[1..].to_string();
+        let tok = match &t.tok {
+            Tok::Int(_) => match text.parse::<i64>() {
+                Ok(v) => Tok::Int(v),
+                Err(_) => {
+                    return Err(ParseError {
+                        col,
+                        msg: "integer out of range".to_string(),
+                    })
+                }
+            },
+            Tok::Float(f) => Tok::Float(-*f),
+            _ => return Ok(()),
+        };
+        let minus = Token {
+            tok: Tok::Sym("-"),
+            col: t.col,
+            text: "-".to_string(),
+        };
+        self.toks[self.pos] = Token { tok, col, text };
+        self.toks.insert(self.pos, minus);
+        Ok(())
     }
 
     fn unary(&mut self) -> PResult<Expr> {
@@ -491,7 +522,7 @@ impl<'a> P<'a> {
         }
         if let Some(Token {
             tok: Tok::Ident(s), ..
-        }) = self.peek()
+        }) = self.peek().cloned()
         {
             let is_call = matches!(
                 self.peek2(),
@@ -501,20 +532,19 @@ impl<'a> P<'a> {
                 })
             );
             if is_call {
-                if let Some(f) = Func::from_name(s) {
+                if let Some(f) = Func::from_name(&s) {
                     self.pos += 2;
                     let lens = self.name("a lens name")?;
                     self.expect_sym(",")?;
-                    let a = self.expr()?;
+                    let a = self.int("an integer window start")?;
                     self.expect_sym(",")?;
-                    let b = self.expr()?;
+                    let b = self.int("an integer window end")?;
                     self.expect_sym(")")?;
-                    return Ok(Expr::Call(f, lens, Box::new(a), Box::new(b)));
+                    return Ok(Expr::Call(f, lens, a, b));
                 }
             }
-            let n = s.clone();
             self.pos += 1;
-            return Ok(Expr::Ref(n));
+            return Ok(Expr::Ref(s));
         }
         self.err("an expression")
     }
@@ -797,10 +827,6 @@ pub fn parse_line(line: &str) -> Result<Stmt, ParseError> {
     while eol > 0 && (chars[eol - 1] == ' ' || chars[eol - 1] == '\t') {
         eol -= 1;
     }
-    let mut p = P {
-        toks: &toks,
-        pos: 0,
-        eol,
-    };
+    let mut p = P { toks, pos: 0, eol };
     p.statement()
 }

@@ -391,7 +391,8 @@ fn expressions() {
             ("AT LENS m 0", "VAL f1.5"),
             ("DERIVE LENS m AS 7.0 / 0", "OK"),
             ("AT LENS m 0", "ERR invalid expression: division by zero"),
-            ("DERIVE LENS m AS x -1", "ERR parse error"),
+            ("DERIVE LENS m AS x -1", "OK"),
+            ("AT LENS m 0", "VAL i6"),
             ("DERIVE LENS m AS x - 1 * 2", "OK"),
             ("AT LENS m 0", "VAL i5"),
             ("DERIVE LENS m AS (x - 1) * 2", "OK"),
@@ -442,19 +443,22 @@ fn rolling_windows() {
             ("CREATE LENS s str", "OK"),
             ("APPEND LENS x 0 10 1, 10 20 2", "OK"),
             ("DERIVE LENS r AS sum(x, -10, 0)", "OK"),
-            // Boundaries B-a and B-b (SEMANTICS); each segment carries its start value.
-            ("RANGE LENS r 0 30", "RANGE 2; 10:20:i1; 20:30:i2"),
+            // Boundaries p.start-b+1 and p.end-a (SEMANTICS); a segment carries its start value.
+            ("RANGE LENS r 0 30", "RANGE 3; 1:11:i1; 11:20:i3; 20:30:i2"),
             ("AT LENS r 15", "VAL i3"),
             ("AT LENS r 0", "VAL NIL"),
             ("DERIVE LENS c AS count(x, -10, 0)", "OK"),
-            ("RANGE LENS c 0 30", "RANGE 2; 0:10:i0; 10:30:i1"),
+            (
+                "RANGE LENS c 0 30",
+                "RANGE 4; 0:1:i0; 1:11:i1; 11:20:i2; 20:30:i1",
+            ),
             ("AT LENS c 15", "VAL i2"),
             ("AT LENS c -100", "VAL i0"),
             ("DERIVE LENS t AS twavg(x, -10, 0)", "OK"),
             ("AT LENS t 15", "VAL f1.5"),
             ("DERIVE LENS du AS duration(x, -10, 0)", "OK"),
             ("AT LENS du 5", "VAL i5"),
-            ("RANGE LENS du 0 30", "RANGE 2; 0:10:i0; 10:30:i10"),
+            ("RANGE LENS du 0 30", "RANGE 3; 0:1:i0; 1:11:i1; 11:30:i10"),
             ("DERIVE LENS fw AS first(x, 0, 100)", "OK"),
             ("RANGE LENS fw 0 20", "RANGE 2; 0:10:i1; 10:20:i2"),
             ("DERIVE LENS mx AS max(x, -5, 5)", "OK"),
@@ -467,18 +471,9 @@ fn rolling_windows() {
                 "DERIVE LENS bad AS sum(x, 0, 0)",
                 "ERR invalid expression: sum window start must be less than its end",
             ),
-            (
-                "DERIVE LENS bad AS sum(x, 0, 1.5)",
-                "ERR invalid expression: sum window bounds must be int literals",
-            ),
-            (
-                "DERIVE LENS bad AS sum(x, 0, 1 + 1)",
-                "ERR invalid expression: sum window bounds must be int literals",
-            ),
-            (
-                "DERIVE LENS bad AS sum(x, nope, 1)",
-                "ERR unknown lens: nope",
-            ),
+            ("DERIVE LENS bad AS sum(x, 0, 1.5)", "ERR parse error"),
+            ("DERIVE LENS bad AS sum(x, 0, 1 + 1)", "ERR parse error"),
+            ("DERIVE LENS bad AS sum(x, nope, 1)", "ERR parse error"),
             (
                 "DERIVE LENS bad AS sum(s, 0, 1)",
                 "ERR invalid expression: sum needs an int or float lens, got str",
@@ -688,11 +683,8 @@ fn authentication() {
         (r.line.as_str(), r.close),
         ("ERR authentication required", true)
     );
-    // A parse error does not close and does not count as the first line.
-    let r = o.execute(5, 0, b"FROB").unwrap();
-    assert!(r.line.starts_with("ERR parse error") && !r.close);
-    assert!(run(&mut o, 5, 0, "AUTH").starts_with("ERR parse error"));
     assert_eq!(run(&mut o, 5, 0, "auth admin \"secret\""), "OK");
+    assert!(run(&mut o, 5, 0, "AUTH").starts_with("ERR parse error"));
     assert_eq!(
         run(&mut o, 5, 0, "AUTH admin secret"),
         "ERR already authenticated"
@@ -710,7 +702,11 @@ fn authentication() {
         run(&mut o, 8, 0, "AUTH eve p@ss"),
         "ERR authentication failed"
     );
-    assert!(run(&mut o, 9, 0, "AUTH eve p@ss w").starts_with("ERR parse error"));
+    let r = o.execute(9, 0, b"AUTH eve p@ss w").unwrap();
+    assert_eq!(
+        (r.line.as_str(), r.close),
+        ("ERR authentication required", true)
+    );
     // With authentication off, AUTH is accepted unchecked.
     let mut off = oracle();
     assert_eq!(run(&mut off, 1, 0, "AUTH whoever whatever"), "OK");
@@ -809,7 +805,7 @@ fn catalog() {
         (1, "CREATE LENS x str", "ERR duplicate lens: x"),
         (1, "DERIVE LENS x AS 1", "ERR duplicate lens: x"),
         (1, "DERIVE LENS a AS nope + 1", "ERR unknown lens: nope"),
-        (1, "DERIVE LENS a AS a + 1", "ERR cycle detected in derived lens: a"),
+        (1, "DERIVE LENS a AS a + 1", "ERR unknown lens: a"),
         (1, "DERIVE LENS a AS x", "OK"),
         (1, "CREATE LENS a int", "ERR duplicate lens: a"),
         (1, "DERIVE LENS b AS a + 1", "OK"),
@@ -866,7 +862,7 @@ fn copy_from_import_dir() {
     );
     add(
         "/import/s.csv",
-        "0,1,hello world\n1,2,\"quoted, \"\"x\"\"\"\n2,3,null\n3,4,\"multi\nline\"\n4,5,tail\r\n",
+        "0,1,hello world\n1,2,\"quoted, \"\"x\"\"\"\n2,3,null\n3,4,\"a\rb\"\r\n4,5,tail\r\n",
     );
     add("/import/bad.csv", "0,10,1\n5,3,2\n");
     add("/import/ov.csv", "0,10,1\n5,15,2\n");
@@ -897,7 +893,10 @@ fn copy_from_import_dir() {
             ("RANGE LENS x 0 30", "RANGE 3; 0:10:i1; 10:20:i2; 20:30:n"),
             ("COPY LENS x FROM \"/import/a.csv\"", "OK"),
             ("COPY LENS x FROM \"sub/f.csv\"", "OK"),
-            ("HISTORY LENS x", "LAYERS 3; 1:5000:0:30; 2:7000:0:30; 3:8000:0:1"),
+            (
+                "HISTORY LENS x",
+                "LAYERS 3; 1:5000:0:30; 2:7000:0:30; 3:8000:0:1",
+            ),
             ("COPY LENS x FROM \"../etc/passwd\"", outside),
             ("COPY LENS x FROM \"/etc/passwd\"", outside),
             ("COPY LENS x FROM \"/importx/a.csv\"", outside),
@@ -905,24 +904,66 @@ fn copy_from_import_dir() {
             ("COPY LENS x FROM \"sub//f.csv\"", outside),
             ("COPY LENS x FROM \"sub/../a.csv\"", outside),
             ("COPY LENS x FROM \"\"", outside),
-            ("COPY LENS x FROM \"missing.csv\"", "ERR cannot read missing.csv: No such file or directory (os error 2)"),
-            ("COPY LENS x FROM \"sub\"", "ERR cannot read sub: Is a directory (os error 21)"),
-            ("COPY LENS x FROM \"bin.csv\"", "ERR cannot read bin.csv: stream did not contain valid UTF-8"),
-            ("COPY LENS x FROM \"bad.csv\"", "ERR line 2: invalid range (start >= end)"),
-            ("COPY LENS x FROM \"ov.csv\"", "ERR overlapping intervals in one write"),
-            ("COPY LENS x FROM \"badval.csv\"", "ERR line 2: invalid value"),
-            ("COPY LENS x FROM \"fields.csv\"", "ERR line 1: expected 3 fields, found 4"),
-            ("COPY LENS x FROM \"t.csv\"", "ERR line 1: type mismatch on x: expected int, got float"),
-            ("COPY LENS x FROM \"multi.csv\"", "ERR line 3: invalid value"),
-            ("COPY LENS s FROM \"multi.csv\"", "ERR line 3: invalid range (start >= end)"),
-            ("COPY LENS x FROM \"late.csv\"", "ERR line 2: invalid value"),
+            (
+                "COPY LENS x FROM \"missing.csv\"",
+                "ERR cannot read missing.csv: No such file or directory (os error 2)",
+            ),
+            (
+                "COPY LENS x FROM \"sub\"",
+                "ERR cannot read sub: Is a directory (os error 21)",
+            ),
+            (
+                "COPY LENS x FROM \"bin.csv\"",
+                "ERR cannot read bin.csv: stream did not contain valid UTF-8",
+            ),
+            (
+                "COPY LENS x FROM \"bad.csv\"",
+                "ERR line 2: invalid range (start >= end)",
+            ),
+            (
+                "COPY LENS x FROM \"ov.csv\"",
+                "ERR overlapping intervals in one write",
+            ),
+            (
+                "COPY LENS x FROM \"badval.csv\"",
+                "ERR line 2: invalid value",
+            ),
+            (
+                "COPY LENS x FROM \"fields.csv\"",
+                "ERR line 1: expected 3 fields, found 4",
+            ),
+            (
+                "COPY LENS x FROM \"t.csv\"",
+                "ERR line 1: type mismatch on x: expected int, got float",
+            ),
+            (
+                "COPY LENS x FROM \"multi.csv\"",
+                "ERR line 1: unterminated quoted field",
+            ),
+            (
+                "COPY LENS s FROM \"multi.csv\"",
+                "ERR line 1: unterminated quoted field",
+            ),
+            (
+                "COPY LENS x FROM \"late.csv\"",
+                "ERR line 1: invalid range (start >= end)",
+            ),
             ("COPY LENS x FROM \"empty.csv\"", "OK"),
             ("COPY LENS s FROM \"s.csv\"", "OK"),
-            ("RANGE LENS s 0 5", "RANGE 5; 0:1:shello%20world; 1:2:squoted,%20\"x\"; 2:3:n; 3:4:smulti%0Aline; 4:5:stail"),
+            (
+                "RANGE LENS s 0 5",
+                "RANGE 5; 0:1:shello%20world; 1:2:squoted,%20\"x\"; 2:3:n; 3:4:sa%0Db; 4:5:stail",
+            ),
             ("COPY LENS nope FROM \"a.csv\"", "ERR unknown lens: nope"),
             ("DERIVE LENS dx AS x", "OK"),
-            ("COPY LENS dx FROM \"a.csv\"", "ERR invalid expression: COPY needs a base lens"),
-            ("HISTORY LENS x", "LAYERS 3; 1:5000:0:30; 2:7000:0:30; 3:8000:0:1"),
+            (
+                "COPY LENS dx FROM \"a.csv\"",
+                "ERR invalid expression: COPY needs a base lens",
+            ),
+            (
+                "HISTORY LENS x",
+                "LAYERS 3; 1:5000:0:30; 2:7000:0:30; 3:8000:0:1",
+            ),
             ("COPY LENS x FROM a.csv", "ERR parse error"),
         ],
     );
@@ -985,4 +1026,442 @@ fn many_statements_run_fast() {
     }
     assert!(start.elapsed().as_secs_f64() < 5.0, "{:?}", start.elapsed());
     eprintln!("600 statements: {:?}", start.elapsed());
+}
+
+/// Run `(conn, stmt, exact reply)` steps at time 0.
+fn exact(o: &mut Oracle, steps: &[(u64, &str, &str)]) {
+    for (conn, stmt, want) in steps {
+        assert_eq!(run(o, *conn, 0, stmt), *want, "{stmt}");
+    }
+}
+
+/// Rule 1: the extra boundaries of a rolling `f(x, a, b)` are `p.start - b + 1` and
+/// `p.end - a` for the pieces p of x over `[s+a, e+b)`.
+#[test]
+fn rolling_window_boundaries() {
+    let mut o = db_oracle();
+    exact(
+        &mut o,
+        &[
+            (1, "CREATE LENS x int", "OK"),
+            (1, "APPEND LENS x 0 10 1, 10 20 2", "OK"),
+            (1, "DERIVE LENS roll AS sum(x, -5, 0)", "OK"),
+            (
+                1,
+                "RANGE LENS roll 0 30",
+                "RANGE 3; 1:11:i1; 11:15:i3; 15:25:i2",
+            ),
+            (1, "AT LENS roll 0", "VAL NIL"),
+            (1, "AT LENS roll 1", "VAL i1"),
+            (1, "AT LENS roll 10", "VAL i1"),
+            (1, "AT LENS roll 11", "VAL i3"),
+            (1, "AT LENS roll 14", "VAL i3"),
+            (1, "AT LENS roll 15", "VAL i2"),
+            (1, "AT LENS roll 24", "VAL i2"),
+            (1, "AT LENS roll 25", "VAL NIL"),
+            (1, "RANGE LENS roll 5 12", "RANGE 2; 5:11:i1; 11:12:i3"),
+            (1, "REDUCE LENS roll 0 30 USING count", "VAL i3"),
+            (1, "DERIVE LENS fwd AS count(x, 3, 8)", "OK"),
+            (
+                1,
+                "RANGE LENS fwd -20 30",
+                "RANGE 5; -20:-7:i0; -7:3:i1; 3:7:i2; 7:17:i1; 17:30:i0",
+            ),
+            (1, "AT LENS fwd -8", "VAL i0"),
+            (1, "AT LENS fwd -7", "VAL i1"),
+            (1, "AT LENS fwd 3", "VAL i2"),
+            (1, "AT LENS fwd 17", "VAL i0"),
+            (
+                1,
+                "RANGE LENS x 0 20 WHERE sum(x, -5, 0) > 2",
+                "RANGE 1; 11:15:i2",
+            ),
+        ],
+    );
+}
+
+/// Rule 2: before a successful AUTH every non-blank line other than a well-formed AUTH is
+/// `ERR authentication required` and closes.
+#[test]
+fn only_auth_before_auth() {
+    let mut o = auth_oracle();
+    let lines: [&[u8]; 11] = [
+        b"FROB",
+        b"AT LENS \xff 0",
+        b"\xff",
+        b"AUTH",
+        b"auth admin",
+        b"AUTH admin secret extra",
+        b"AUTH 1 secret",
+        b"AUTH admin \"secret",
+        b"QUIT",
+        b"exit",
+        b"SHOW STATUS",
+    ];
+    for (i, line) in lines.iter().enumerate() {
+        let r = o.execute(10 + i as u64, 0, line).unwrap();
+        let want = ("ERR authentication required", true);
+        assert_eq!((r.line.as_str(), r.close), want, "{:?}", line);
+    }
+    assert_eq!(o.execute(30, 0, b" \t"), None);
+    assert_eq!(o.execute(30, 0, b""), None);
+    let r = o.execute(30, 0, b"AUTH admin wrong").unwrap();
+    assert_eq!(
+        (r.line.as_str(), r.close),
+        ("ERR authentication failed", true)
+    );
+    let r = o.execute(31, 0, b"  AUTH admin secret  ").unwrap();
+    assert_eq!((r.line.as_str(), r.close), ("OK", false));
+    let r = o.execute(31, 0, b"FROB").unwrap();
+    assert_eq!(
+        (r.line.as_str(), r.close),
+        (
+            "ERR parse error at column 0: expected a statement, found \"FROB\"",
+            false
+        )
+    );
+    let r = o.execute(31, 0, b"AUTH").unwrap();
+    assert_eq!(
+        (r.line.as_str(), r.close),
+        ("ERR parse error at column 4: expected a user name", false)
+    );
+    let r = o.execute(31, 0, b"QUIT").unwrap();
+    assert_eq!((r.line.as_str(), r.close), ("OK BYE", true));
+    // Authentication off: parse errors stay ordinary and never close.
+    let mut off = oracle();
+    let r = off.execute(1, 0, b"FROB").unwrap();
+    assert!(r.line.starts_with("ERR parse error") && !r.close);
+}
+
+/// Rule 3: `-` before a digit is a sign only where an operand is expected.
+#[test]
+fn minus_sign_is_context_sensitive() {
+    let mut o = db_oracle();
+    exact(
+        &mut o,
+        &[
+            (1, "CREATE LENS a int", "OK"),
+            (1, "CREATE LENS b int", "OK"),
+            (1, "APPEND LENS a 0 10 7", "OK"),
+            (1, "APPEND LENS b 0 10 -3", "OK"),
+            (1, "AT LENS b 0", "VAL i-3"),
+            (1, "DERIVE LENS d AS a -1", "OK"),
+            (1, "AT LENS d 0", "VAL i6"),
+            (1, "DERIVE LENS d AS a-1", "OK"),
+            (1, "AT LENS d 0", "VAL i6"),
+            (1, "DERIVE LENS d AS a -5 < -b", "OK"),
+            (1, "AT LENS d 0", "VAL b1"),
+            (1, "DERIVE LENS d AS a -1 * 2", "OK"),
+            (1, "AT LENS d 0", "VAL i5"),
+            (1, "DERIVE LENS d AS a -1.5", "OK"),
+            (1, "AT LENS d 0", "VAL f5.5"),
+            (1, "DERIVE LENS d AS (a)-1", "OK"),
+            (1, "AT LENS d 0", "VAL i6"),
+            (1, "DERIVE LENS d AS -1 -1", "OK"),
+            (1, "AT LENS d 0", "VAL i-2"),
+            (1, "DERIVE LENS d AS -1 - -1", "OK"),
+            (1, "AT LENS d 0", "VAL i0"),
+            (1, "DERIVE LENS d AS 2*-1", "OK"),
+            (1, "AT LENS d 0", "VAL i-2"),
+            (1, "DERIVE LENS d AS sum(a, -5, 0) -1", "OK"),
+            (1, "AT LENS d 5", "VAL i6"),
+            (1, "DERIVE LENS d AS a - -9223372036854775808", "OK"),
+            (1, "AT LENS d 0", "ERR invalid expression: integer overflow"),
+            (
+                1,
+                "DERIVE LENS d AS a -9223372036854775808",
+                "ERR parse error at column 20: integer out of range",
+            ),
+            (1, "RANGE LENS a -5 5", "RANGE 1; 0:5:i7"),
+            (1, "RANGE LENS a 0 10 WHERE a -7 == 0", "RANGE 1; 0:10:i7"),
+            (1, "AT LENS a -1", "VAL NIL"),
+            (
+                1,
+                "APPEND LENS a 20 30 5 -3",
+                "ERR parse error at column 22: expected end of line, found \"-3\"",
+            ),
+        ],
+    );
+}
+
+/// Rule 4: rolling window bounds are int literals in the syntax.
+#[test]
+fn rolling_bounds_are_int_literals() {
+    let mut o = db_oracle();
+    exact(
+        &mut o,
+        &[
+            (1, "CREATE LENS x int", "OK"),
+            (1, "APPEND LENS x 0 10 1", "OK"),
+            (1, "DERIVE LENS r AS sum(x, -10, -5)", "OK"),
+            (1, "AT LENS r 12", "VAL i1"),
+            (
+                1,
+                "DERIVE LENS r AS sum(x, 0, 1.5)",
+                "ERR parse error at column 27: expected an integer window end, found \"1.5\"",
+            ),
+            (
+                1,
+                "DERIVE LENS r AS sum(x, 0, 1 + 1)",
+                "ERR parse error at column 29: expected \")\", found \"+\"",
+            ),
+            (
+                1,
+                "DERIVE LENS r AS sum(x, nope, 1)",
+                "ERR parse error at column 24: expected an integer window start, found \"nope\"",
+            ),
+            (
+                1,
+                "DERIVE LENS r AS sum(x, (0), 1)",
+                "ERR parse error at column 24: expected an integer window start, found \"(\"",
+            ),
+            (
+                1,
+                "DERIVE LENS r AS sum(x, - 5, 0)",
+                "ERR parse error at column 24: expected an integer window start, found \"-\"",
+            ),
+            (
+                1,
+                "DERIVE LENS r AS sum(x, -5 + 1, 0)",
+                "ERR parse error at column 27: expected \",\", found \"+\"",
+            ),
+            (
+                1,
+                "DERIVE LENS r AS sum(x, 5, -5)",
+                "ERR invalid expression: sum window start must be less than its end",
+            ),
+            (1, "AT LENS r 12", "VAL i1"),
+        ],
+    );
+}
+
+/// Rule 5: COPY checks line by line (fields, start, end, range, value); the first failing
+/// line wins; overlaps only after every line passed.
+#[test]
+fn copy_checks_line_by_line() {
+    let mut files = BTreeMap::new();
+    let mut add = |p: &str, c: &str| files.insert(format!("/import/{p}"), c.as_bytes().to_vec());
+    add("count.csv", "0,1,1\n1,2\n");
+    add("start.csv", "x,y,\"z\n");
+    add("end.csv", "0,y,1,2\n");
+    add("end2.csv", "0,y,zzz\n");
+    add("range.csv", "5,1,zzz\n");
+    add("value.csv", "0,1,zzz\n");
+    add("type.csv", "0,1,\"1\"\n");
+    add("first.csv", "0,10,1\n5,15,2\n20,30,abc\n");
+    add("ov.csv", "0,10,1\n5,15,2\n20,30,3\n");
+    add("lines.csv", "# c\n\n0,1,1\r\n1,0,1\n");
+    add("open.csv", "0,1,\"abc\n\"\n");
+    add("after.csv", "0,1,\"a\"b\n");
+    add("ok.csv", "1,2,\"a,\"\"b\"\"\"\n0,1,plain\n");
+    let mut o = Oracle::new(OracleConfig {
+        auth: false,
+        users: vec![],
+        import_dir: Some("/import".to_string()),
+        files,
+    });
+    exact(
+        &mut o,
+        &[
+            (1, "CREATE DATABASE d", "OK"),
+            (1, "USE DATABASE d", "OK"),
+            (1, "CREATE LENS x int", "OK"),
+            (1, "CREATE LENS s str", "OK"),
+            (
+                1,
+                "COPY LENS x FROM \"count.csv\"",
+                "ERR line 2: expected 3 fields, found 2",
+            ),
+            (
+                1,
+                "COPY LENS x FROM \"start.csv\"",
+                "ERR line 1: unterminated quoted field",
+            ),
+            (
+                1,
+                "COPY LENS x FROM \"end.csv\"",
+                "ERR line 1: expected 3 fields, found 4",
+            ),
+            (
+                1,
+                "COPY LENS x FROM \"end2.csv\"",
+                "ERR line 1: invalid end",
+            ),
+            (
+                1,
+                "COPY LENS x FROM \"range.csv\"",
+                "ERR line 1: invalid range (start >= end)",
+            ),
+            (
+                1,
+                "COPY LENS x FROM \"value.csv\"",
+                "ERR line 1: invalid value",
+            ),
+            (1, "COPY LENS s FROM \"value.csv\"", "OK"),
+            (
+                1,
+                "COPY LENS x FROM \"type.csv\"",
+                "ERR line 1: type mismatch on x: expected int, got str",
+            ),
+            (
+                1,
+                "COPY LENS x FROM \"first.csv\"",
+                "ERR line 3: invalid value",
+            ),
+            (
+                1,
+                "COPY LENS x FROM \"ov.csv\"",
+                "ERR overlapping intervals in one write",
+            ),
+            (
+                1,
+                "COPY LENS x FROM \"lines.csv\"",
+                "ERR line 4: invalid range (start >= end)",
+            ),
+            (
+                1,
+                "COPY LENS s FROM \"open.csv\"",
+                "ERR line 1: unterminated quoted field",
+            ),
+            (
+                1,
+                "COPY LENS s FROM \"after.csv\"",
+                "ERR line 1: invalid quoted field",
+            ),
+            (1, "COPY LENS s FROM \"ok.csv\"", "OK"),
+            (1, "RANGE LENS s 0 2", "RANGE 2; 0:1:splain; 1:2:sa,\"b\""),
+            (1, "HISTORY LENS x", "LAYERS 0"),
+        ],
+    );
+}
+
+/// Rules 6 and 7: `A` on `*` passes every check, COMMIT re-checks rights, duplicates are
+/// checked after the permission, bootstrap users exist with authentication off.
+#[test]
+fn rights_decisions() {
+    let mut o = auth_oracle();
+    exact(
+        &mut o,
+        &[
+            (1, "AUTH admin secret", "OK"),
+            (1, "CREATE USER carol PASSWORD \"c\"", "OK"),
+            (1, "CREATE USER bob PASSWORD \"b\"", "OK"),
+            (1, "GRANT A ON * TO carol", "OK"),
+            (2, "AUTH carol c", "OK"),
+            (2, "CREATE DATABASE d", "OK"),
+            (2, "USE DATABASE d", "OK"),
+            (2, "CREATE LENS x int", "OK"),
+            (2, "APPEND LENS x 0 1 1", "OK"),
+            (2, "AT LENS x 0", "VAL i1"),
+            (2, "SHOW LENSES", "NAMES 1; x"),
+            (2, "COMPACT LENS x", "OK"),
+            (2, "GRANT R ON d TO bob", "OK"),
+            (2, "SHOW GRANTS", "GRANTS 3; admin *:A; bob d:R; carol *:A"),
+            (1, "GRANT A ON d TO bob", "OK"),
+            (3, "AUTH bob b", "OK"),
+            (3, "USE DATABASE d", "OK"),
+            (
+                3,
+                "CREATE LENS x int",
+                "ERR permission denied: bob lacks C on d",
+            ),
+            (
+                3,
+                "APPEND LENS x 0 1 1",
+                "ERR permission denied: bob lacks U on d",
+            ),
+            (3, "DROP DATABASE d", "OK"),
+            (2, "CREATE DATABASE d", "OK"),
+            (2, "CREATE DATABASE d", "ERR duplicate database: d"),
+            (
+                3,
+                "CREATE DATABASE d",
+                "ERR permission denied: bob lacks A on *",
+            ),
+            (
+                3,
+                "CREATE USER carol PASSWORD \"x\"",
+                "ERR permission denied: bob lacks A on *",
+            ),
+            (1, "GRANT U ON d TO bob", "OK"),
+            (2, "USE DATABASE d", "OK"),
+            (2, "CREATE LENS y int", "OK"),
+            (3, "START TRANSACTION", "OK"),
+            (3, "APPEND LENS y 0 1 1", "OK"),
+            (1, "REVOKE U ON d FROM bob", "OK"),
+            (3, "COMMIT", "ERR permission denied: bob lacks U on d"),
+            (2, "HISTORY LENS y", "LAYERS 0"),
+        ],
+    );
+    let mut off = Oracle::new(OracleConfig {
+        auth: false,
+        users: vec![("admin".to_string(), "secret".to_string())],
+        import_dir: None,
+        files: BTreeMap::new(),
+    });
+    exact(
+        &mut off,
+        &[
+            (1, "SHOW USERS", "NAMES 1; admin"),
+            (1, "SHOW GRANTS", "GRANTS 1; admin *:A"),
+            (
+                1,
+                "CREATE USER admin PASSWORD \"x\"",
+                "ERR duplicate user: admin",
+            ),
+            (1, "AUTH admin wrong", "OK"),
+            (1, "DROP USER admin", "OK"),
+            (1, "SHOW USERS", "NAMES 0"),
+        ],
+    );
+}
+
+/// DERIVE check order: unknown refs (textual order), C, duplicate base lens, cycle, types.
+#[test]
+fn derive_check_order() {
+    let mut o = auth_oracle();
+    exact(
+        &mut o,
+        &[
+            (1, "AUTH admin secret", "OK"),
+            (1, "CREATE DATABASE d", "OK"),
+            (1, "USE DATABASE d", "OK"),
+            (1, "CREATE LENS x int", "OK"),
+            (1, "CREATE LENS s str", "OK"),
+            (1, "CREATE USER bob PASSWORD \"b\"", "OK"),
+            (1, "GRANT R ON d TO bob", "OK"),
+            (2, "AUTH bob b", "OK"),
+            (2, "USE DATABASE d", "OK"),
+            (2, "DERIVE LENS q AS x + n1 + n2", "ERR unknown lens: n1"),
+            (
+                2,
+                "DERIVE LENS x AS x",
+                "ERR permission denied: bob lacks C on d",
+            ),
+            (1, "DERIVE LENS q AS q + 1", "ERR unknown lens: q"),
+            (1, "DERIVE LENS x AS x + s", "ERR duplicate lens: x"),
+            (1, "DERIVE LENS a AS x", "OK"),
+            (1, "DERIVE LENS b AS a + 1", "OK"),
+            (
+                1,
+                "DERIVE LENS a AS a + 1",
+                "ERR cycle detected in derived lens: a",
+            ),
+            (
+                1,
+                "DERIVE LENS a AS b + s",
+                "ERR cycle detected in derived lens: a",
+            ),
+            (
+                1,
+                "DERIVE LENS a AS s",
+                "ERR invalid expression: operator + needs int or float operands, got str and int",
+            ),
+            (
+                1,
+                "DERIVE LENS c AS x == s",
+                "ERR invalid expression: operator == cannot compare int and str",
+            ),
+        ],
+    );
 }

@@ -111,6 +111,22 @@ impl Value {
     }
 }
 
+/// A written value as stored in a lens of type `ty`: null fits every type, an int is widened
+/// for a float lens, anything else must match exactly.
+pub fn coerce(lens: &str, ty: Ty, v: &Value) -> Result<Value, String> {
+    match (ty, v) {
+        (_, Value::Null) => Ok(Value::Null),
+        (Ty::Float, Value::Int(i)) => Ok(Value::Float(*i as f64)),
+        (t, v) if v.ty() == t => Ok(v.clone()),
+        (t, v) => Err(format!(
+            "type mismatch on {}: expected {}, got {}",
+            lens,
+            t.name(),
+            v.ty().name()
+        )),
+    }
+}
+
 /// `VAL <v>` or `VAL NIL`.
 pub fn encode_opt(v: &Option<Value>) -> String {
     match v {
