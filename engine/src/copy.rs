@@ -60,7 +60,7 @@ fn fields(line: &str) -> Result<Vec<(String, bool)>, String> {
                 chars.next();
             }
             if !matches!(chars.peek(), None | Some(',')) {
-                return Err("text after a quoted field".into());
+                return Err("invalid quoted field".into());
             }
         } else {
             while let Some(&c) = chars.peek() {
@@ -113,7 +113,7 @@ pub fn parse_csv(data: &[u8], path: &str, lens: &str, ty: Type) -> Res<Option<Se
     for (i, raw) in text.split('\n').enumerate() {
         let n = i + 1;
         let line = raw.strip_suffix('\r').unwrap_or(raw);
-        let t = line.trim();
+        let t = line.trim_matches([' ', '\t']);
         if t.is_empty() || t.starts_with('#') {
             continue;
         }

@@ -23,7 +23,7 @@ pub struct Config {
     /// Most input a connection may queue behind a busy statement.
     pub max_pipelined_bytes: usize,
     pub auth: bool,
-    /// Created (with `*` on `*`) when authentication is on and no users exist.
+    /// Created with `A` on `*` (a global admin) when no users exist.
     pub bootstrap_admin: Option<(String, String)>,
     pub import_dir: Option<String>,
     pub default_database: Option<String>,
@@ -111,7 +111,15 @@ pub(crate) struct Conn {
     pub db: Option<String>,
     pub user: Option<String>,
     pub authed: bool,
-    pub txn: Option<Vec<Op>>,
+    pub txn: Option<Vec<Buffered>>,
+}
+
+/// A statement accepted into an open transaction.
+pub(crate) struct Buffered {
+    pub op: Op,
+    /// For APPEND: the rows as written, re-validated (and re-coerced) at COMMIT against
+    /// the lens as it is then.
+    pub rows: Option<Vec<crate::ast::Row>>,
 }
 
 pub struct Engine {
@@ -152,7 +160,7 @@ impl Engine {
             // Once, at construction: hashing inline is fine here.
             let phc = hash_password(&password, salt, self.cfg.argon2).expect("valid argon2 parameters");
             let mut grants = BTreeMap::new();
-            grants.insert("*".to_string(), Perms::ALL);
+            grants.insert("*".to_string(), Perms::A);
             self.state.users.insert(name, User { phc, grants });
         }
     }

@@ -6,7 +6,7 @@
 use crate::ast::{Perms, Row, Statement};
 use crate::catalog::{Database, Lens, Op, Res, State};
 use crate::copy::resolve_import;
-use crate::engine::{ConnId, Effect, Engine, Pending, Waiting};
+use crate::engine::{Buffered, ConnId, Effect, Engine, Pending, Waiting};
 use crate::jobs::{Job, JobOutput};
 use crate::layer::{Compacted, Segs};
 use crate::query::{self, RangeQuery};
@@ -161,14 +161,22 @@ impl Engine {
     fn view(&self, id: ConnId) -> std::borrow::Cow<'_, State> {
         match self.conns.get(&id).and_then(|c| c.txn.as_ref()) {
             None => std::borrow::Cow::Borrowed(&self.state),
-            Some(ops) => {
+            Some(buf) => {
                 let mut s = self.state.clone();
-                for op in ops {
+                let user = self.conns.get(&id).and_then(|c| c.user.as_deref());
+                for b in buf {
+                    // A buffered statement whose rights were revoked since no longer
+                    // counts (COMMIT will fail on it).
+                    if let Some((db, p)) = op_right(&b.op) {
+                        if !Engine::rights(&self.state, self.cfg.auth, user, db).contains(p) {
+                            continue;
+                        }
+                    }
                     // Appends change no shape; a DDL op that no longer applies is left
                     // for COMMIT to report.
-                    if !matches!(op, Op::Append { .. }) {
+                    if !matches!(b.op, Op::Append { .. }) {
                         let w = s.written_at;
-                        let _ = s.apply(op.clone(), w);
+                        let _ = s.apply(b.op.clone(), w);
                     }
                 }
                 std::borrow::Cow::Owned(s)
@@ -296,14 +304,8 @@ impl Engine {
             }
             S::Commit => {
                 let c = self.conns.get_mut(&id).expect("live connection");
-                let ops = c.txn.take().ok_or("no active transaction")?;
-                // Rights may have been revoked since the statements were buffered.
-                for op in &ops {
-                    if let Some((db, p)) = op_right(op) {
-                        self.need(id, db, p)?;
-                    }
-                }
-                self.commit(ops, fx)?;
+                let buf = c.txn.take().ok_or("no active transaction")?;
+                self.commit_txn(id, buf, fx)?;
                 ok()
             }
             S::ShowStatus => Ok(Flow::Reply(self.status(id))),
@@ -433,15 +435,15 @@ impl Engine {
     fn db_statement(&mut self, id: ConnId, st: Statement, fx: &mut Vec<Effect>) -> Res<Flow> {
         use Statement as S;
         let dbname = self.current_db(id)?;
-        let view = self.view(id);
-        let db = view.db(&dbname)?.clone();
-        let in_txn = !matches!(view, std::borrow::Cow::Borrowed(_));
-        drop(view);
+        // Writes validate against committed state plus the connection's own buffered
+        // DDL; reads (and COMPACT) see committed state only, transaction or not.
+        let committed = self.state.db(&dbname)?.clone();
+        let db = self.view(id).db(&dbname)?.clone();
         let ok = || Ok(Flow::Reply("OK".into()));
         match st {
             S::ShowLenses => {
                 self.need(id, &dbname, Perms::R)?;
-                Ok(Flow::Reply(names(db.lenses.keys())))
+                Ok(Flow::Reply(names(committed.lenses.keys())))
             }
             S::CreateLens { name, ty } => {
                 self.need(id, &dbname, Perms::C)?;
@@ -461,18 +463,25 @@ impl Engine {
                 db.lens(&lens)?;
                 self.need(id, &dbname, Perms::U)?;
                 let ty = writable(&db, &lens, "APPEND")?;
+                let in_txn = self.conns.get(&id).is_some_and(|c| c.txn.is_some());
+                let kept = in_txn.then(|| rows.clone());
                 match validate_rows(&lens, ty, rows)? {
-                    None => ok(),
-                    Some(segs) => self.write(
-                        id,
-                        vec![Op::Append {
+                    None if !in_txn => ok(),
+                    // An empty write in a transaction is kept, so COMMIT re-checks its lens.
+                    None => self.buffer(id, Op::Append { db: dbname, lens, ty, segs: Arc::new(Segs::default()) }, kept),
+                    Some(segs) => {
+                        let op = Op::Append {
                             db: dbname,
                             lens,
                             ty,
                             segs: Arc::new(segs),
-                        }],
-                        fx,
-                    ),
+                        };
+                        if in_txn {
+                            self.buffer(id, op, kept)
+                        } else {
+                            self.write(id, vec![op], fx)
+                        }
+                    }
                 }
             }
             S::Copy { lens, path } => {
@@ -498,17 +507,14 @@ impl Engine {
                 Ok(Flow::Busy)
             }
             S::Compact(lens) => {
-                let uid = match db.lens(&lens)? {
+                committed.lens(&lens)?;
+                self.need(id, &dbname, Perms::U)?;
+                let uid = match committed.lens(&lens)? {
                     Lens::Base(b) => b.uid,
                     Lens::Derived(_) => return Err("invalid expression: COMPACT needs a base lens".into()),
                 };
-                self.need(id, &dbname, Perms::U)?;
-                // Compaction works on committed data (it changes no answer either way).
-                let Ok(committed) = self.state.db(&dbname) else { return ok() };
                 let Some(Lens::Base(b)) = committed.lenses.get(&lens) else { return ok() };
-                if b.uid != uid {
-                    return ok();
-                }
+                debug_assert_eq!(b.uid, uid);
                 let Some(r) = b.plan_full() else { return ok() };
                 let runs = b.runs[r].to_vec();
                 let token = self.token();
@@ -538,16 +544,18 @@ impl Engine {
                     } => {
                         let f = filter
                             .as_ref()
-                            .map_or(0, |f| query::estimate_expr(&db, f, *start, *end, 0));
-                        (lens, query::estimate(&db, lens, *start, *end, 0).saturating_add(f))
+                            .map_or(0, |f| query::estimate_expr(&committed, f, *start, *end, 0));
+                        (lens, query::estimate(&committed, lens, *start, *end, 0).saturating_add(f))
                     }
-                    S::Reduce { lens, start, end, .. } => (lens, query::estimate(&db, lens, *start, *end, 0)),
+                    S::Reduce { lens, start, end, .. } => (lens, query::estimate(&committed, lens, *start, *end, 0)),
                     _ => unreachable!(),
                 };
-                db.lens(lens)?;
+                committed.lens(lens)?;
+                if let S::Range { filter: Some(f), .. } = &st {
+                    crate::catalog::check_refs(&committed, f)?;
+                }
                 self.need(id, &dbname, Perms::R)?;
-                // Reads never see a transaction's buffer: use committed state.
-                let snapshot = if in_txn { self.state.db(&dbname)?.clone() } else { db };
+                let snapshot = committed;
                 if cost > self.cfg.job_threshold {
                     self.spawn(Some(id), Waiting::Query, Job::Query { db: snapshot, stmt: st }, fx);
                     Ok(Flow::Busy)
@@ -561,22 +569,77 @@ impl Engine {
 
     /// A validated write: buffer it in the open transaction, or commit it now.
     fn write(&mut self, id: ConnId, ops: Vec<Op>, fx: &mut Vec<Effect>) -> Res<Flow> {
-        let max = self.cfg.max_txn_statements;
         if self.conns.get(&id).is_some_and(|c| c.txn.is_some()) {
-            let view = self.view(id);
-            for op in &ops {
-                view.check(op)?;
+            for op in ops {
+                self.buffer(id, op, None)?;
             }
-            drop(view);
-            let txn = self.conns.get_mut(&id).and_then(|c| c.txn.as_mut()).expect("open");
-            if txn.len() + ops.len() > max {
-                return Err(format!("transaction too large (at most {max} statements)"));
-            }
-            txn.extend(ops);
         } else {
             self.commit(ops, fx)?;
         }
         Ok(Flow::Reply("OK".into()))
+    }
+
+    /// Accept one statement into the connection's open transaction.
+    fn buffer(&mut self, id: ConnId, op: Op, rows: Option<Vec<Row>>) -> Res<Flow> {
+        let max = self.cfg.max_txn_statements;
+        let empty_append = matches!(&op, Op::Append { segs, .. } if segs.is_empty());
+        if !empty_append {
+            self.view(id).check(&op)?;
+        }
+        let txn = self.conns.get_mut(&id).and_then(|c| c.txn.as_mut()).expect("open transaction");
+        if txn.len() >= max {
+            return Err(format!("transaction too large (at most {max} statements)"));
+        }
+        txn.push(Buffered { op, rows });
+        Ok(Flow::Reply("OK".into()))
+    }
+
+    /// COMMIT: re-check every buffered statement in order (rights, then the statement
+    /// itself against the state as the earlier ones left it), then apply all of them
+    /// at once with one `written_at`, or nothing.
+    fn commit_txn(&mut self, id: ConnId, buf: Vec<Buffered>, fx: &mut Vec<Effect>) -> Res<()> {
+        let written_at = self.now_ms.max(self.state.written_at);
+        let mut scratch = self.state.clone();
+        let mut touched = Vec::new();
+        for b in buf {
+            // The usual order per statement: unknown names, then rights, then the rest.
+            if let Some((db, p)) = op_right(&b.op) {
+                let d = scratch.db(db)?;
+                match &b.op {
+                    Op::Append { lens, .. } | Op::DropLens { name: lens, .. } => {
+                        d.lens(lens)?;
+                    }
+                    Op::Derive { expr, .. } => crate::catalog::check_refs(d, expr)?,
+                    _ => {}
+                }
+                self.need(id, db, p)?;
+            }
+            let op = match (b.op, b.rows) {
+                (Op::Append { db, lens, .. }, Some(rows)) => {
+                    let d = scratch.db(&db)?;
+                    let ty = writable(d, &lens, "APPEND")?;
+                    match validate_rows(&lens, ty, rows)? {
+                        None => continue,
+                        Some(segs) => Op::Append {
+                            db,
+                            lens,
+                            ty,
+                            segs: Arc::new(segs),
+                        },
+                    }
+                }
+                (op, _) => op,
+            };
+            if let Op::Append { db, lens, .. } = &op {
+                touched.push((db.clone(), lens.clone()));
+            }
+            scratch.apply(op, written_at)?;
+        }
+        self.state = scratch;
+        for (db, lens) in touched {
+            self.maybe_compact(&db, &lens, fx);
+        }
+        Ok(())
     }
 
     /// Apply a commit atomically with one `written_at`, then consider compaction.

@@ -184,6 +184,20 @@ fn collect_inputs<'a>(e: &'a Expr, plain: &mut Vec<&'a str>, rolls: &mut Vec<(&'
 /// Evaluate `expr` over `[s, e)` per elementary segment; NIL segments dropped,
 /// adjacent identical values merged.
 pub fn expr_pieces(db: &Database, expr: &Expr, s: i64, e: i64, sel: Selector, depth: usize) -> Res<Vec<Piece>> {
+    expr_pieces_in(db, expr, s, e, sel, depth, None)
+}
+
+/// As [`expr_pieces`], but only inside the `mask` pieces (a WHERE filter is evaluated
+/// only where its lens has pieces, each piece on its own), whose boundaries also split.
+fn expr_pieces_in(
+    db: &Database,
+    expr: &Expr,
+    s: i64,
+    e: i64,
+    sel: Selector,
+    depth: usize,
+    mask: Option<&[Piece]>,
+) -> Res<Vec<Piece>> {
     if depth > DEPTH_MAX {
         return Err(too_deep());
     }
@@ -219,12 +233,27 @@ pub fn expr_pieces(db: &Database, expr: &Expr, s: i64, e: i64, sel: Selector, de
         }
         rolls.insert((n, a, b), ps);
     }
+    if let Some(m) = mask {
+        for p in m {
+            bounds.push(p.start);
+            bounds.push(p.end);
+        }
+    }
     bounds.retain(|&x| s <= x && x <= e);
     bounds.sort_unstable();
     bounds.dedup();
     let mut env = SegEnv { plain, rolls, t: s };
     let mut out: Vec<Piece> = Vec::new();
+    let mut m = 0;
     for w in bounds.windows(2) {
+        if let Some(mask) = mask {
+            while m < mask.len() && mask[m].end <= w[0] {
+                m += 1;
+            }
+            if m == mask.len() || mask[m].start > w[0] {
+                continue;
+            }
+        }
         env.t = w[0];
         let Some(v) = eval(expr, &mut env)? else {
             continue;
@@ -332,10 +361,14 @@ impl RangeOut {
 }
 
 pub fn range(db: &Database, q: &RangeQuery<'_>) -> Res<String> {
+    let lens = db.lens(q.lens)?;
+    // Unknown names (the filter's too) come before validation of the statement.
+    if let Some(f) = q.filter {
+        crate::catalog::check_refs(db, f)?;
+    }
     if q.start >= q.end {
         return Err("invalid range (start >= end)".into());
     }
-    let lens = db.lens(q.lens)?;
     check_target(db, q.lens, q.sel)?;
     let mut out = RangeOut::new(q);
     let Some(filter) = q.filter else {
@@ -361,7 +394,7 @@ pub fn range(db: &Database, q: &RangeQuery<'_>) -> Res<String> {
         }
     }
     let target = pieces(db, q.lens, q.start, q.end, q.sel, 0)?;
-    let keep: Vec<Piece> = expr_pieces(db, filter, q.start, q.end, q.sel, 0)?
+    let keep: Vec<Piece> = expr_pieces_in(db, filter, q.start, q.end, q.sel, 0, Some(&target))?
         .into_iter()
         .filter(|p| p.value == Value::Bool(true))
         .collect();
@@ -421,15 +454,16 @@ pub fn estimate_expr(db: &Database, expr: &Expr, s: i64, e: i64, depth: usize) -
 // ---------------------------------------------------------------- HISTORY
 
 pub fn history(db: &Database, name: &str, span: Option<(i64, i64)>) -> Res<String> {
-    let b = match db.lens(name)? {
-        Lens::Base(b) => b,
-        Lens::Derived(_) => return Err("invalid expression: HISTORY needs a base lens".into()),
-    };
+    let lens = db.lens(name)?;
     if let Some((s, e)) = span {
         if s >= e {
             return Err("invalid range (start >= end)".into());
         }
     }
+    let b = match lens {
+        Lens::Base(b) => b,
+        Lens::Derived(_) => return Err("invalid expression: HISTORY needs a base lens".into()),
+    };
     let mut body = String::new();
     let mut n = 0;
     for l in &b.history {

@@ -313,7 +313,7 @@ fn users_grants_and_rights() {
         ("GRANT R ON db TO bob", "OK"),
         ("GRANT u on * TO bob", "OK"),
         ("SHOW USERS", "NAMES 2; admin; bob"),
-        ("SHOW GRANTS", "GRANTS 2; admin *:CRUDA; bob *:U db:R"),
+        ("SHOW GRANTS", "GRANTS 2; admin *:A; bob *:U db:R"),
         ("USE DATABASE db", "OK"),
         ("CREATE LENS x int", "OK"),
     ];
@@ -340,7 +340,7 @@ fn users_grants_and_rights() {
     assert_eq!(d.line(3, "REVOKE R ON db FROM bob"), "OK");
     assert_eq!(d.line(4, "AT LENS x 1"), "ERR permission denied: bob lacks R on db");
     assert_eq!(d.line(3, "DROP USER bob"), "OK");
-    assert_eq!(d.line(3, "SHOW GRANTS"), "GRANTS 1; admin *:CRUDA");
+    assert_eq!(d.line(3, "SHOW GRANTS"), "GRANTS 1; admin *:A");
 }
 
 #[test]
