@@ -40,7 +40,11 @@ fn state_with(layers: Vec<Vec<(i64, i64, f64)>>) -> State {
     )
     .unwrap();
     for (i, l) in layers.into_iter().enumerate() {
-        let segs = Segs::from_sorted_rows(l.into_iter().map(|(s, e, v)| (s, e, Value::Float(v))).collect());
+        let segs = Segs::from_sorted_rows(
+            l.into_iter()
+                .map(|(s, e, v)| (s, e, Value::Float(v)))
+                .collect(),
+        );
         st.apply(
             Op::Append {
                 db: "db".into(),
@@ -57,7 +61,9 @@ fn state_with(layers: Vec<Vec<(i64, i64, f64)>>) -> State {
 
 /// 1M contiguous intervals of length 10 in one layer.
 fn one_layer() -> State {
-    state_with(vec![(0..N).map(|i| (i * 10, i * 10 + 10, (i % 100) as f64 * 0.5)).collect()])
+    state_with(vec![(0..N)
+        .map(|i| (i * 10, i * 10 + 10, (i % 100) as f64 * 0.5))
+        .collect()])
 }
 
 /// 1M intervals over 64 layers: each layer holds every 64th slot of the same time line
@@ -79,7 +85,9 @@ fn sixty_four_layers() -> State {
 
 fn compact_all(st: &mut State) {
     let d = Arc::make_mut(st.dbs.get_mut("db").unwrap());
-    let Some(Lens::Base(b)) = d.lenses.get_mut("x") else { unreachable!() };
+    let Some(Lens::Base(b)) = d.lenses.get_mut("x") else {
+        unreachable!()
+    };
     let b = Arc::make_mut(b);
     if let Some(r) = b.plan_full() {
         let c = sweep::compact(&b.runs[r]);
@@ -108,7 +116,9 @@ fn at_ns(st: &State, span: i64) -> f64 {
 /// (pieces/s for RANGE, pieces/s for REDUCE twavg, pieces)
 fn range_reduce(st: &State, span: i64) -> (f64, f64, usize) {
     let db = st.dbs.get("db").unwrap();
-    let pieces = query::pieces(db, "x", 0, span, Selector::Now, 0).unwrap().len();
+    let pieces = query::pieces(db, "x", 0, span, Selector::Now, 0)
+        .unwrap()
+        .len();
     let range = Statement::Range {
         lens: "x".into(),
         start: 0,
@@ -144,11 +154,23 @@ fn at_statement_ns(st_layers: usize) -> f64 {
     let mut e = Engine::new(Config::default());
     let mut fx = Vec::new();
     e.step(0, Event::Open(1), &mut fx);
-    e.step(0, Event::Bytes(1, b"CREATE DATABASE db\nUSE DATABASE db\nCREATE LENS x float\n".to_vec()), &mut fx);
+    e.step(
+        0,
+        Event::Bytes(
+            1,
+            b"CREATE DATABASE db\nUSE DATABASE db\nCREATE LENS x float\n".to_vec(),
+        ),
+        &mut fx,
+    );
     for k in 0..st_layers as i64 {
         let mut line = String::from("BATCH APPEND LENS x {");
         for i in 0..10_000 {
-            line.push_str(&format!(" {} {} {}.5;", i * 100 + k, i * 100 + k + 50, i % 7));
+            line.push_str(&format!(
+                " {} {} {}.5;",
+                i * 100 + k,
+                i * 100 + k + 50,
+                i % 7
+            ));
         }
         line.pop();
         line.push_str(" }\n");
@@ -192,7 +214,14 @@ fn batch_append() -> f64 {
                 });
                 let mut fx = Vec::new();
                 e.step(0, Event::Open(1), &mut fx);
-                e.step(0, Event::Bytes(1, b"CREATE DATABASE db\nUSE DATABASE db\nCREATE LENS x float\n".to_vec()), &mut fx);
+                e.step(
+                    0,
+                    Event::Bytes(
+                        1,
+                        b"CREATE DATABASE db\nUSE DATABASE db\nCREATE LENS x float\n".to_vec(),
+                    ),
+                    &mut fx,
+                );
                 fx.clear();
                 let t0 = Instant::now();
                 for l in &lines {
@@ -212,24 +241,63 @@ fn batch_append() -> f64 {
 fn main() {
     let span1 = N * 10;
     let one = one_layer();
-    println!("AT, 1M intervals, 1 layer:            {:>8.0} ns/lookup", at_ns(&one, span1));
+    println!(
+        "AT, 1M intervals, 1 layer:            {:>8.0} ns/lookup",
+        at_ns(&one, span1)
+    );
     let mut many = sixty_four_layers();
     let span64 = (N / 64) * 640;
-    println!("AT, 1M intervals, 64 layers:          {:>8.0} ns/lookup", at_ns(&many, span64));
+    println!(
+        "AT, 1M intervals, 64 layers:          {:>8.0} ns/lookup",
+        at_ns(&many, span64)
+    );
     let (r, f, p) = range_reduce(&one, span1);
-    println!("RANGE, 1 layer ({p} pieces):    {:>8.1} M pieces/s", r / 1e6);
-    println!("REDUCE twavg, 1 layer:                {:>8.1} M pieces/s", f / 1e6);
+    println!(
+        "RANGE, 1 layer ({p} pieces):    {:>8.1} M pieces/s",
+        r / 1e6
+    );
+    println!(
+        "REDUCE twavg, 1 layer:                {:>8.1} M pieces/s",
+        f / 1e6
+    );
     let (r, f, p) = range_reduce(&many, span64);
-    println!("RANGE, 64 layers ({p} pieces):  {:>8.1} M pieces/s", r / 1e6);
-    println!("REDUCE twavg, 64 layers:              {:>8.1} M pieces/s", f / 1e6);
+    println!(
+        "RANGE, 64 layers ({p} pieces):  {:>8.1} M pieces/s",
+        r / 1e6
+    );
+    println!(
+        "REDUCE twavg, 64 layers:              {:>8.1} M pieces/s",
+        f / 1e6
+    );
     let t0 = Instant::now();
     compact_all(&mut many);
-    println!("compaction of 64 layers, 1M intervals: {:>7.0} ms", t0.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "compaction of 64 layers, 1M intervals: {:>7.0} ms",
+        t0.elapsed().as_secs_f64() * 1e3
+    );
     let (r, f, p) = range_reduce(&many, span64);
-    println!("RANGE, compacted ({p} pieces):  {:>8.1} M pieces/s", r / 1e6);
-    println!("REDUCE twavg, compacted:              {:>8.1} M pieces/s", f / 1e6);
-    println!("AT, 64 layers compacted:              {:>8.0} ns/lookup", at_ns(&many, span64));
-    println!("AT statement via step(), 1 layer:     {:>8.0} ns", at_statement_ns(1));
-    println!("AT statement via step(), 64 layers:   {:>8.0} ns", at_statement_ns(64));
-    println!("BATCH APPEND via step():              {:>8.2} M intervals/s", batch_append() / 1e6);
+    println!(
+        "RANGE, compacted ({p} pieces):  {:>8.1} M pieces/s",
+        r / 1e6
+    );
+    println!(
+        "REDUCE twavg, compacted:              {:>8.1} M pieces/s",
+        f / 1e6
+    );
+    println!(
+        "AT, 64 layers compacted:              {:>8.0} ns/lookup",
+        at_ns(&many, span64)
+    );
+    println!(
+        "AT statement via step(), 1 layer:     {:>8.0} ns",
+        at_statement_ns(1)
+    );
+    println!(
+        "AT statement via step(), 64 layers:   {:>8.0} ns",
+        at_statement_ns(64)
+    );
+    println!(
+        "BATCH APPEND via step():              {:>8.2} M intervals/s",
+        batch_append() / 1e6
+    );
 }

@@ -9,7 +9,10 @@ use tau_engine::fuzzing::{framer_one, fuzz_driver, parse_one};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(3_000_000);
+    let n: usize = args
+        .get(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3_000_000);
     let seed: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(0);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut buf = vec![0u8; 512];
@@ -21,7 +24,11 @@ fn main() {
         parsed += parse_one(&buf[..len]) as usize;
     }
     let parse_s = t0.elapsed().as_secs_f64();
-    println!("parser: {n} inputs, {parsed} parsed, {:.1}s, {:.0} inputs/s", parse_s, n as f64 / parse_s);
+    println!(
+        "parser: {n} inputs, {parsed} parsed, {:.1}s, {:.0} inputs/s",
+        parse_s,
+        n as f64 / parse_s
+    );
     let frames = n / 10;
     let t1 = Instant::now();
     let mut d = fuzz_driver();
@@ -34,5 +41,9 @@ fn main() {
         framer_one(&mut d, 1 + i as u64, &buf[..len]);
     }
     let fs = t1.elapsed().as_secs_f64();
-    println!("framer: {frames} streams, {:.1}s, {:.0} streams/s", fs, frames as f64 / fs);
+    println!(
+        "framer: {frames} streams, {:.1}s, {:.0} streams/s",
+        fs,
+        frames as f64 / fs
+    );
 }

@@ -83,15 +83,42 @@ pub struct State {
 pub enum Op {
     CreateDatabase(String),
     DropDatabase(String),
-    CreateLens { db: String, name: String, ty: Type },
-    DropLens { db: String, name: String },
-    Derive { db: String, name: String, expr: Expr },
+    CreateLens {
+        db: String,
+        name: String,
+        ty: Type,
+    },
+    DropLens {
+        db: String,
+        name: String,
+    },
+    Derive {
+        db: String,
+        name: String,
+        expr: Expr,
+    },
     /// A validated write: non-empty, sorted, non-overlapping, values of type `ty`.
-    Append { db: String, lens: String, ty: Type, segs: Arc<Segs> },
-    CreateUser { name: String, phc: String },
+    Append {
+        db: String,
+        lens: String,
+        ty: Type,
+        segs: Arc<Segs>,
+    },
+    CreateUser {
+        name: String,
+        phc: String,
+    },
     DropUser(String),
-    Grant { user: String, db: String, perms: Perms },
-    Revoke { user: String, db: String, perms: Perms },
+    Grant {
+        user: String,
+        db: String,
+        perms: Perms,
+    },
+    Revoke {
+        user: String,
+        db: String,
+        perms: Perms,
+    },
 }
 
 impl BaseLens {
@@ -124,7 +151,11 @@ impl BaseLens {
     pub fn views(&self, sel: Selector) -> Vec<RunView<'_>> {
         match sel {
             Selector::Now => self.runs.iter().map(Run::view).collect(),
-            Selector::Layer(id) => self.layer_by_id(id).map(|l| RunView::layer(l)).into_iter().collect(),
+            Selector::Layer(id) => self
+                .layer_by_id(id)
+                .map(|l| RunView::layer(l))
+                .into_iter()
+                .collect(),
             Selector::AsOf(ms) => {
                 // written_at never decreases, so the visible layers are a prefix.
                 let p = self.history.partition_point(|l| l.written_at <= ms);
@@ -136,7 +167,11 @@ impl BaseLens {
                     } else {
                         // A compacted run straddling the cut cannot be used: fall back to
                         // the raw layers it was built from.
-                        out.extend(self.history[lo..p.max(lo)].iter().map(|l| RunView::layer(l)));
+                        out.extend(
+                            self.history[lo..p.max(lo)]
+                                .iter()
+                                .map(|l| RunView::layer(l)),
+                        );
                         break;
                     }
                 }
@@ -168,7 +203,7 @@ impl BaseLens {
 
     /// Everything into one run (`COMPACT LENS`), if there is more than one.
     pub fn plan_full(&self) -> Option<std::ops::Range<usize>> {
-        (self.runs.len() > 1).then(|| 0..self.runs.len())
+        (self.runs.len() > 1).then_some(0..self.runs.len())
     }
 
     /// Swap a finished compaction in, if the runs it replaces are still there.
@@ -184,7 +219,11 @@ impl BaseLens {
         }
         self.runs.splice(i..=j, [Run::Compacted(c)]);
         for w in self.runs.windows(2) {
-            assert_eq!(w[0].span().1, w[1].span().0, "run stack must stay contiguous");
+            assert_eq!(
+                w[0].span().1,
+                w[1].span().0,
+                "run stack must stay contiguous"
+            );
         }
         true
     }
@@ -418,8 +457,10 @@ impl State {
                 let d = self.db_mut(&db);
                 let ty = derive_check(d, &name, &expr).expect("checked");
                 let deps = deps_of(&expr);
-                d.lenses
-                    .insert(name.clone(), Lens::Derived(Arc::new(DerivedLens { expr, ty, deps })));
+                d.lenses.insert(
+                    name.clone(),
+                    Lens::Derived(Arc::new(DerivedLens { expr, ty, deps })),
+                );
                 retype_dependents(d, &name).expect("checked");
             }
             Op::Append { db, lens, segs, .. } => {

@@ -24,7 +24,9 @@ pub fn resolve_import(import_dir: Option<&str>, path: &str) -> Res<String> {
     if rel.is_empty()
         || rel.contains('\0')
         || rel.contains('\\')
-        || rel.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+        || rel
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
     {
         return Err(outside());
     }
@@ -142,10 +144,20 @@ mod tests {
         let d = Some("/imp");
         assert_eq!(resolve_import(d, "a/b.csv").unwrap(), "/imp/a/b.csv");
         assert_eq!(resolve_import(d, "/imp/x.csv").unwrap(), "/imp/x.csv");
-        for bad in ["../x", "/etc/passwd", "/impx/y", "a//b", "./a", "a/../../b", ""] {
+        for bad in [
+            "../x",
+            "/etc/passwd",
+            "/impx/y",
+            "a//b",
+            "./a",
+            "a/../../b",
+            "",
+        ] {
             assert!(resolve_import(d, bad).is_err(), "{bad}");
         }
-        assert!(resolve_import(None, "a.csv").unwrap_err().contains("disabled"));
+        assert!(resolve_import(None, "a.csv")
+            .unwrap_err()
+            .contains("disabled"));
     }
 
     #[test]
@@ -164,9 +176,17 @@ mod tests {
         assert_eq!(e, "line 2: invalid end");
         let e = parse_csv(b"\xff", "f", "t", Type::Int).unwrap_err();
         assert_eq!(e, "cannot read f: stream did not contain valid UTF-8");
-        let s = parse_csv(b"0,1,\"a, \"\"b\"\"\"\n1,2,plain text\n", "f", "t", Type::Str)
-            .unwrap()
-            .unwrap();
-        assert_eq!(s.values, vec![Value::str("a, \"b\""), Value::str("plain text")]);
+        let s = parse_csv(
+            b"0,1,\"a, \"\"b\"\"\"\n1,2,plain text\n",
+            "f",
+            "t",
+            Type::Str,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            s.values,
+            vec![Value::str("a, \"b\""), Value::str("plain text")]
+        );
     }
 }

@@ -40,14 +40,14 @@ impl SyncDriver {
                     Effect::Close(c) => {
                         self.closed.insert(c);
                     }
-                    Effect::ReadFile { token, path } => events.push_back(Event::FileRead {
-                        token,
-                        result: self
-                            .files
-                            .get(&path)
-                            .cloned()
-                            .ok_or_else(|| "No such file or directory (os error 2)".to_string()),
-                    }),
+                    Effect::ReadFile { token, path } => {
+                        events.push_back(Event::FileRead {
+                            token,
+                            result: self.files.get(&path).cloned().ok_or_else(|| {
+                                "No such file or directory (os error 2)".to_string()
+                            }),
+                        })
+                    }
                     Effect::RunJob { token, job } => events.push_back(Event::JobDone {
                         token,
                         output: run_job(job),

@@ -6,9 +6,9 @@
 //! a maximum line length), runs the AUTH handshake, and executes statements strictly in
 //! order: while a statement waits for a job or a file, later lines queue behind it.
 
+use crate::ast::Perms;
 use crate::catalog::{Op, State, User};
 use crate::jobs::{hash_password, Argon2Params, Job, JobOutput};
-use crate::ast::Perms;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -77,17 +77,36 @@ pub enum Effect {
     Send(ConnId, Vec<u8>),
     /// Close after everything sent before it.
     Close(ConnId),
-    ReadFile { token: Token, path: String },
-    RunJob { token: Token, job: Job },
+    ReadFile {
+        token: Token,
+        path: String,
+    },
+    RunJob {
+        token: Token,
+        job: Job,
+    },
 }
 
 /// What a connection is waiting for.
 pub(crate) enum Waiting {
-    Auth { user: String },
-    CreateUser { name: String },
+    Auth {
+        user: String,
+    },
+    CreateUser {
+        name: String,
+    },
     Query,
-    CopyRead { db: String, lens: String, ty: crate::value::Type, path: String },
-    CopyParse { db: String, lens: String, ty: crate::value::Type },
+    CopyRead {
+        db: String,
+        lens: String,
+        ty: crate::value::Type,
+        path: String,
+    },
+    CopyParse {
+        db: String,
+        lens: String,
+        ty: crate::value::Type,
+    },
     Compact,
 }
 
@@ -158,7 +177,8 @@ impl Engine {
         if let Some((name, password)) = self.cfg.bootstrap_admin.clone() {
             let salt = self.salt();
             // Once, at construction: hashing inline is fine here.
-            let phc = hash_password(&password, salt, self.cfg.argon2).expect("valid argon2 parameters");
+            let phc =
+                hash_password(&password, salt, self.cfg.argon2).expect("valid argon2 parameters");
             let mut grants = BTreeMap::new();
             grants.insert("*".to_string(), Perms::A);
             self.state.users.insert(name, User { phc, grants });
@@ -196,7 +216,10 @@ impl Engine {
                     authed: !self.cfg.auth,
                     ..Conn::default()
                 };
-                assert!(self.conns.insert(id, c).is_none(), "connection id reused while open");
+                assert!(
+                    self.conns.insert(id, c).is_none(),
+                    "connection id reused while open"
+                );
             }
             Event::Bytes(id, data) => self.on_bytes(id, &data, fx),
             Event::Closed(id) => {
@@ -218,7 +241,9 @@ impl Engine {
     fn on_bytes(&mut self, id: ConnId, data: &[u8], fx: &mut Vec<Effect>) {
         let max = self.cfg.max_line_bytes;
         let max_queue = self.cfg.max_pipelined_bytes;
-        let Some(c) = self.conns.get_mut(&id) else { return };
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
         if c.closing || c.too_long {
             return;
         }
@@ -242,7 +267,8 @@ impl Engine {
         }
         if c.queued_bytes > max_queue {
             c.queue.clear();
-            c.out.extend_from_slice(b"ERR server busy: too much pipelined input\n");
+            c.out
+                .extend_from_slice(b"ERR server busy: too much pipelined input\n");
             c.closing = true;
             return;
         }
@@ -252,7 +278,9 @@ impl Engine {
     /// Run queued lines until the connection waits on something or runs dry.
     pub(crate) fn pump(&mut self, id: ConnId, fx: &mut Vec<Effect>) {
         loop {
-            let Some(c) = self.conns.get_mut(&id) else { return };
+            let Some(c) = self.conns.get_mut(&id) else {
+                return;
+            };
             if c.busy || c.closing {
                 return;
             }
@@ -302,7 +330,9 @@ impl Engine {
     }
 
     fn on_file(&mut self, token: Token, result: Result<Vec<u8>, String>, fx: &mut Vec<Effect>) {
-        let Some(p) = self.pending.remove(&token) else { return };
+        let Some(p) = self.pending.remove(&token) else {
+            return;
+        };
         let (Some(id), Some(Waiting::CopyRead { db, lens, ty, path })) = (p.conn, p.waiting) else {
             return;
         };
@@ -349,7 +379,9 @@ impl Engine {
     }
 
     fn on_job(&mut self, token: Token, output: JobOutput, fx: &mut Vec<Effect>) {
-        let Some(p) = self.pending.remove(&token) else { return };
+        let Some(p) = self.pending.remove(&token) else {
+            return;
+        };
         if let (Some((db, lens, uid)), JobOutput::Compacted(c)) = (&p.compact, &output) {
             self.compacting.remove(uid);
             self.install_compaction(db, lens, *uid, c.clone());

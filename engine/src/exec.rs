@@ -212,7 +212,9 @@ impl Engine {
                 let parsed = crate::parse::parse(text);
                 let authed = self.conns.get(&id).is_some_and(|c| c.authed);
                 match parsed {
-                    Ok(Statement::Auth { user, password }) if !authed => self.start_auth(id, user, password, fx),
+                    Ok(Statement::Auth { user, password }) if !authed => {
+                        self.start_auth(id, user, password, fx)
+                    }
                     _ if !authed => Flow::ReplyClose("ERR authentication required".into()),
                     Err(e) => Flow::Reply(format!("ERR {e}")),
                     Ok(st) => match self.statement(id, st, fx) {
@@ -237,7 +239,13 @@ impl Engine {
         }
     }
 
-    fn start_auth(&mut self, id: ConnId, user: String, password: String, fx: &mut Vec<Effect>) -> Flow {
+    fn start_auth(
+        &mut self,
+        id: ConnId,
+        user: String,
+        password: String,
+        fx: &mut Vec<Effect>,
+    ) -> Flow {
         let phc = self.state.users.get(&user).map(|u| u.phc.clone());
         let params = self.cfg.argon2;
         self.spawn(
@@ -420,7 +428,12 @@ impl Engine {
             ("databases", self.state.dbs.len().to_string()),
             (
                 "transaction",
-                if c.is_some_and(|c| c.txn.is_some()) { "on" } else { "off" }.to_string(),
+                if c.is_some_and(|c| c.txn.is_some()) {
+                    "on"
+                } else {
+                    "off"
+                }
+                .to_string(),
             ),
             ("version", VERSION.to_string()),
             ("written_at", self.state.written_at.to_string()),
@@ -447,7 +460,15 @@ impl Engine {
             }
             S::CreateLens { name, ty } => {
                 self.need(id, &dbname, Perms::C)?;
-                self.write(id, vec![Op::CreateLens { db: dbname, name, ty }], fx)
+                self.write(
+                    id,
+                    vec![Op::CreateLens {
+                        db: dbname,
+                        name,
+                        ty,
+                    }],
+                    fx,
+                )
             }
             S::DropLens(name) => {
                 db.lens(&name)?;
@@ -457,7 +478,15 @@ impl Engine {
             S::Derive { name, expr } => {
                 crate::catalog::check_refs(&db, &expr)?;
                 self.need(id, &dbname, Perms::C)?;
-                self.write(id, vec![Op::Derive { db: dbname, name, expr }], fx)
+                self.write(
+                    id,
+                    vec![Op::Derive {
+                        db: dbname,
+                        name,
+                        expr,
+                    }],
+                    fx,
+                )
             }
             S::Append { lens, rows, .. } => {
                 db.lens(&lens)?;
@@ -468,7 +497,16 @@ impl Engine {
                 match validate_rows(&lens, ty, rows)? {
                     None if !in_txn => ok(),
                     // An empty write in a transaction is kept, so COMMIT re-checks its lens.
-                    None => self.buffer(id, Op::Append { db: dbname, lens, ty, segs: Arc::new(Segs::default()) }, kept),
+                    None => self.buffer(
+                        id,
+                        Op::Append {
+                            db: dbname,
+                            lens,
+                            ty,
+                            segs: Arc::new(Segs::default()),
+                        },
+                        kept,
+                    ),
                     Some(segs) => {
                         let op = Op::Append {
                             db: dbname,
@@ -511,9 +549,13 @@ impl Engine {
                 self.need(id, &dbname, Perms::U)?;
                 let uid = match committed.lens(&lens)? {
                     Lens::Base(b) => b.uid,
-                    Lens::Derived(_) => return Err("invalid expression: COMPACT needs a base lens".into()),
+                    Lens::Derived(_) => {
+                        return Err("invalid expression: COMPACT needs a base lens".into())
+                    }
                 };
-                let Some(Lens::Base(b)) = committed.lenses.get(&lens) else { return ok() };
+                let Some(Lens::Base(b)) = committed.lenses.get(&lens) else {
+                    return ok();
+                };
                 debug_assert_eq!(b.uid, uid);
                 let Some(r) = b.plan_full() else { return ok() };
                 let runs = b.runs[r].to_vec();
@@ -545,19 +587,35 @@ impl Engine {
                         let f = filter
                             .as_ref()
                             .map_or(0, |f| query::estimate_expr(&committed, f, *start, *end, 0));
-                        (lens, query::estimate(&committed, lens, *start, *end, 0).saturating_add(f))
+                        (
+                            lens,
+                            query::estimate(&committed, lens, *start, *end, 0).saturating_add(f),
+                        )
                     }
-                    S::Reduce { lens, start, end, .. } => (lens, query::estimate(&committed, lens, *start, *end, 0)),
+                    S::Reduce {
+                        lens, start, end, ..
+                    } => (lens, query::estimate(&committed, lens, *start, *end, 0)),
                     _ => unreachable!(),
                 };
                 committed.lens(lens)?;
-                if let S::Range { filter: Some(f), .. } = &st {
+                if let S::Range {
+                    filter: Some(f), ..
+                } = &st
+                {
                     crate::catalog::check_refs(&committed, f)?;
                 }
                 self.need(id, &dbname, Perms::R)?;
                 let snapshot = committed;
                 if cost > self.cfg.job_threshold {
-                    self.spawn(Some(id), Waiting::Query, Job::Query { db: snapshot, stmt: st }, fx);
+                    self.spawn(
+                        Some(id),
+                        Waiting::Query,
+                        Job::Query {
+                            db: snapshot,
+                            stmt: st,
+                        },
+                        fx,
+                    );
                     Ok(Flow::Busy)
                 } else {
                     Ok(Flow::Reply(run_read(&snapshot, &st)))
@@ -586,7 +644,11 @@ impl Engine {
         if !empty_append {
             self.view(id).check(&op)?;
         }
-        let txn = self.conns.get_mut(&id).and_then(|c| c.txn.as_mut()).expect("open transaction");
+        let txn = self
+            .conns
+            .get_mut(&id)
+            .and_then(|c| c.txn.as_mut())
+            .expect("open transaction");
         if txn.len() >= max {
             return Err(format!("transaction too large (at most {max} statements)"));
         }
@@ -661,11 +723,15 @@ impl Engine {
 
     fn maybe_compact(&mut self, db: &str, lens: &str, fx: &mut Vec<Effect>) {
         let Ok(d) = self.state.db(db) else { return };
-        let Some(Lens::Base(b)) = d.lenses.get(lens) else { return };
+        let Some(Lens::Base(b)) = d.lenses.get(lens) else {
+            return;
+        };
         if self.compacting.contains(&b.uid) {
             return;
         }
-        let Some(r) = b.plan_auto(self.cfg.compact_threshold) else { return };
+        let Some(r) = b.plan_auto(self.cfg.compact_threshold) else {
+            return;
+        };
         let (uid, runs) = (b.uid, b.runs[r].to_vec());
         self.compacting.insert(uid);
         let token = self.token();
@@ -684,7 +750,9 @@ impl Engine {
     }
 
     pub(crate) fn install_compaction(&mut self, db: &str, lens: &str, uid: u64, c: Arc<Compacted>) {
-        let Some(d) = self.state.dbs.get_mut(db) else { return };
+        let Some(d) = self.state.dbs.get_mut(db) else {
+            return;
+        };
         match d.lenses.get(lens) {
             Some(Lens::Base(b)) if b.uid == uid => {}
             _ => return,
@@ -695,7 +763,13 @@ impl Engine {
         }
     }
 
-    pub(crate) fn finish_waiting(&mut self, id: ConnId, waiting: Option<Waiting>, output: JobOutput, fx: &mut Vec<Effect>) {
+    pub(crate) fn finish_waiting(
+        &mut self,
+        id: ConnId,
+        waiting: Option<Waiting>,
+        output: JobOutput,
+        fx: &mut Vec<Effect>,
+    ) {
         let reply = match (waiting, output) {
             (Some(Waiting::Auth { user }), JobOutput::Verified(ok)) => {
                 if ok && self.state.users.contains_key(&user) {
@@ -709,12 +783,12 @@ impl Engine {
                     return;
                 }
             }
-            (Some(Waiting::CreateUser { name }), JobOutput::Hashed(phc)) => match phc
-                .and_then(|phc| self.commit(vec![Op::CreateUser { name, phc }], fx))
-            {
-                Ok(()) => "OK".into(),
-                Err(e) => format!("ERR {e}"),
-            },
+            (Some(Waiting::CreateUser { name }), JobOutput::Hashed(phc)) => {
+                match phc.and_then(|phc| self.commit(vec![Op::CreateUser { name, phc }], fx)) {
+                    Ok(()) => "OK".into(),
+                    Err(e) => format!("ERR {e}"),
+                }
+            }
             (Some(Waiting::Query), JobOutput::Reply(r)) => r,
             (Some(Waiting::Compact), JobOutput::Compacted(_)) => "OK".into(),
             (Some(Waiting::CopyParse { db, lens, ty }), JobOutput::Csv(r)) => match r {

@@ -12,15 +12,103 @@ use crate::jobs::Argon2Params;
 use arbitrary::{Arbitrary, Unstructured};
 
 const VOCAB: &[&str] = &[
-    "CREATE", "DROP", "USE", "SHOW", "DATABASE", "DATABASES", "LENS", "LENSES", "DERIVE", "AS",
-    "APPEND", "BATCH", "COPY", "FROM", "AT", "RANGE", "REDUCE", "USING", "OF", "LAYER", "WHERE",
-    "LIMIT", "OFFSET", "HISTORY", "COMPACT", "START", "TRANSACTION", "COMMIT", "ROLLBACK", "USER",
-    "USERS", "PASSWORD", "GRANT", "REVOKE", "ON", "TO", "GRANTS", "STATUS", "AUTH", "QUIT", "EXIT",
-    "int", "float", "str", "bool", "bytes", "null", "true", "false", "sum", "twavg", "count",
-    "x", "db", "temp", "0", "1", "-1", "7200", "9223372036854775807", "-9223372036854775808",
-    "99999999999999999999", "1.5", "-0.0", "1e308", "1e999", "0x", "0xff", "0xf", "\"s\"",
-    "\"a\\\"b\"", "\"", "\\", "{", "}", ";", ",", "(", ")", "+", "-", "*", "/", "%", "==", "!=",
-    "<", "<=", ">", ">=", "&&", "||", "!", "CRUDA", "*", "é", "\t",
+    "CREATE",
+    "DROP",
+    "USE",
+    "SHOW",
+    "DATABASE",
+    "DATABASES",
+    "LENS",
+    "LENSES",
+    "DERIVE",
+    "AS",
+    "APPEND",
+    "BATCH",
+    "COPY",
+    "FROM",
+    "AT",
+    "RANGE",
+    "REDUCE",
+    "USING",
+    "OF",
+    "LAYER",
+    "WHERE",
+    "LIMIT",
+    "OFFSET",
+    "HISTORY",
+    "COMPACT",
+    "START",
+    "TRANSACTION",
+    "COMMIT",
+    "ROLLBACK",
+    "USER",
+    "USERS",
+    "PASSWORD",
+    "GRANT",
+    "REVOKE",
+    "ON",
+    "TO",
+    "GRANTS",
+    "STATUS",
+    "AUTH",
+    "QUIT",
+    "EXIT",
+    "int",
+    "float",
+    "str",
+    "bool",
+    "bytes",
+    "null",
+    "true",
+    "false",
+    "sum",
+    "twavg",
+    "count",
+    "x",
+    "db",
+    "temp",
+    "0",
+    "1",
+    "-1",
+    "7200",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "99999999999999999999",
+    "1.5",
+    "-0.0",
+    "1e308",
+    "1e999",
+    "0x",
+    "0xff",
+    "0xf",
+    "\"s\"",
+    "\"a\\\"b\"",
+    "\"",
+    "\\",
+    "{",
+    "}",
+    ";",
+    ",",
+    "(",
+    ")",
+    "+",
+    "-",
+    "*",
+    "/",
+    "%",
+    "==",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "&&",
+    "||",
+    "!",
+    "CRUDA",
+    "*",
+    "é",
+    "\t",
 ];
 
 const TEMPLATES: &[&str] = &[
@@ -45,7 +133,9 @@ fn soup(u: &mut Unstructured<'_>) -> arbitrary::Result<String> {
         u.choose(TEMPLATES)?.split(' ').collect()
     } else {
         let n = u.int_in_range(0..=24)?;
-        (0..n).map(|_| u.choose(VOCAB).copied()).collect::<arbitrary::Result<_>>()?
+        (0..n)
+            .map(|_| u.choose(VOCAB).copied())
+            .collect::<arbitrary::Result<_>>()?
     };
     for _ in 0..u.int_in_range(0..=3)? {
         if toks.is_empty() {
@@ -153,9 +243,15 @@ pub fn framer_one(d: &mut SyncDriver, conn: u64, data: &[u8]) {
     }
     // At most one reply per line, plus one for an over-long tail.
     let lines = stream.split(|&b| b == b'\n').count();
-    assert!(replies.len() <= lines + 1, "{} replies for {lines} lines", replies.len());
+    assert!(
+        replies.len() <= lines + 1,
+        "{} replies for {lines} lines",
+        replies.len()
+    );
     for r in &replies {
-        let known = ["OK", "VAL ", "RANGE ", "NAMES ", "LAYERS ", "GRANTS ", "STATUS ", "ERR "];
+        let known = [
+            "OK", "VAL ", "RANGE ", "NAMES ", "LAYERS ", "GRANTS ", "STATUS ", "ERR ",
+        ];
         assert!(known.iter().any(|k| r.starts_with(k)), "reply shape: {r:?}");
     }
     // An ERR changes nothing: if no statement succeeded, the state is as before.

@@ -28,7 +28,11 @@ impl Argon2Params {
         t: 2,
         p: 1,
     };
-    pub const TEST: Argon2Params = Argon2Params { m_kib: 8, t: 1, p: 1 };
+    pub const TEST: Argon2Params = Argon2Params {
+        m_kib: 8,
+        t: 1,
+        p: 1,
+    };
 }
 
 pub enum Job {
@@ -84,7 +88,8 @@ pub enum JobOutput {
 }
 
 pub fn hash_password(password: &str, salt: [u8; 16], p: Argon2Params) -> Res<String> {
-    let params = Params::new(p.m_kib, p.t, p.p, None).map_err(|e| format!("argon2 parameters: {e}"))?;
+    let params =
+        Params::new(p.m_kib, p.t, p.p, None).map_err(|e| format!("argon2 parameters: {e}"))?;
     let salt = SaltString::encode_b64(&salt).map_err(|e| format!("salt: {e}"))?;
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
         .hash_password(password.as_bytes(), &salt)
@@ -94,7 +99,9 @@ pub fn hash_password(password: &str, salt: [u8; 16], p: Argon2Params) -> Res<Str
 
 pub fn verify_password(phc: &str, password: &str) -> bool {
     match PasswordHash::new(phc) {
-        Ok(h) => Argon2::default().verify_password(password.as_bytes(), &h).is_ok(),
+        Ok(h) => Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok(),
         Err(_) => false,
     }
 }
@@ -119,6 +126,11 @@ pub fn run_job(job: Job) -> JobOutput {
         } => JobOutput::Hashed(hash_password(&password, salt, params)),
         Job::Compact { runs } => JobOutput::Compacted(Arc::new(sweep::compact(&runs))),
         Job::Query { db, stmt } => JobOutput::Reply(crate::exec::run_read(&db, &stmt)),
-        Job::ParseCsv { data, path, lens, ty } => JobOutput::Csv(copy::parse_csv(&data, &path, &lens, ty)),
+        Job::ParseCsv {
+            data,
+            path,
+            lens,
+            ty,
+        } => JobOutput::Csv(copy::parse_csv(&data, &path, &lens, ty)),
     }
 }

@@ -144,7 +144,10 @@ pub struct Compacted {
 #[derive(Clone, Debug)]
 pub enum Run {
     /// A layer not yet compacted: `history[idx]`.
-    Raw { idx: usize, layer: Arc<Layer> },
+    Raw {
+        idx: usize,
+        layer: Arc<Layer>,
+    },
     Compacted(Arc<Compacted>),
 }
 

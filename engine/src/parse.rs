@@ -426,7 +426,9 @@ impl<'a> Parser<'a> {
                     let ty = (t.kind == Kind::Word)
                         .then(|| Type::from_name(self.text(&t)))
                         .flatten()
-                        .ok_or_else(|| self.error_at(&t, "a type (int, float, str, bool, bytes)"))?;
+                        .ok_or_else(|| {
+                            self.error_at(&t, "a type (int, float, str, bool, bytes)")
+                        })?;
                     self.i += 1;
                     S::CreateLens { name, ty }
                 } else if self.eat_kw("USER") {
@@ -751,7 +753,9 @@ impl<'a> Parser<'a> {
                 self.i += 1;
                 Ok(Expr::Lens(w.to_string()))
             }
-            Kind::Int | Kind::Float | Kind::Str(_) | Kind::Bytes(_) => Ok(Expr::Lit(self.literal()?)),
+            Kind::Int | Kind::Float | Kind::Str(_) | Kind::Bytes(_) => {
+                Ok(Expr::Lit(self.literal()?))
+            }
             _ => Err(self.error_at(&t, "an expression")),
         }
     }
@@ -772,9 +776,7 @@ fn parse_auth(line: &str) -> PResult<Statement> {
     let rest = line.trim_start_matches([' ', '\t']);
     let after_kw = rest[4..].trim_start_matches([' ', '\t']);
     let base = line.len() - after_kw.len();
-    let user_len = after_kw
-        .find([' ', '\t'])
-        .unwrap_or(after_kw.len());
+    let user_len = after_kw.find([' ', '\t']).unwrap_or(after_kw.len());
     let user = &after_kw[..user_len];
     let err = |at: usize, m: String| ParseError {
         column: col(line, at),
@@ -813,7 +815,10 @@ fn parse_auth(line: &str) -> PResult<Statement> {
         s
     } else {
         if let Some(sp) = pw_text.find([' ', '\t']) {
-            return Err(err(pw_at + sp, "expected end of line after the password".into()));
+            return Err(err(
+                pw_at + sp,
+                "expected end of line after the password".into(),
+            ));
         }
         pw_text.to_string()
     };
@@ -875,7 +880,8 @@ mod tests {
 
     #[test]
     fn expressions_bind_by_precedence() {
-        let Statement::Derive { expr, .. } = parse("DERIVE LENS f AS temp * 9.0 / 5.0 + 32.0").unwrap()
+        let Statement::Derive { expr, .. } =
+            parse("DERIVE LENS f AS temp * 9.0 / 5.0 + 32.0").unwrap()
         else {
             panic!()
         };
@@ -908,7 +914,11 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
-        let deep = format!("DERIVE LENS d AS {}x{}", "(".repeat(10_000), ")".repeat(10_000));
+        let deep = format!(
+            "DERIVE LENS d AS {}x{}",
+            "(".repeat(10_000),
+            ")".repeat(10_000)
+        );
         assert!(parse(&deep).is_err());
         let neg = format!("DERIVE LENS d AS {}x", "- ".repeat(10_000));
         assert!(parse(&neg).is_err());

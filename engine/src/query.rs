@@ -107,7 +107,14 @@ impl Env for PointEnv<'_> {
 
 /// The pieces of any lens over `[s, e)`: visible pieces of a base lens, or the
 /// evaluated segments of a derived one.
-pub fn pieces(db: &Database, name: &str, s: i64, e: i64, sel: Selector, depth: usize) -> Res<Vec<Piece>> {
+pub fn pieces(
+    db: &Database,
+    name: &str,
+    s: i64,
+    e: i64,
+    sel: Selector,
+    depth: usize,
+) -> Res<Vec<Piece>> {
     if depth > DEPTH_MAX {
         return Err(too_deep());
     }
@@ -183,7 +190,14 @@ fn collect_inputs<'a>(e: &'a Expr, plain: &mut Vec<&'a str>, rolls: &mut Vec<(&'
 
 /// Evaluate `expr` over `[s, e)` per elementary segment; NIL segments dropped,
 /// adjacent identical values merged.
-pub fn expr_pieces(db: &Database, expr: &Expr, s: i64, e: i64, sel: Selector, depth: usize) -> Res<Vec<Piece>> {
+pub fn expr_pieces(
+    db: &Database,
+    expr: &Expr,
+    s: i64,
+    e: i64,
+    sel: Selector,
+    depth: usize,
+) -> Res<Vec<Piece>> {
     expr_pieces_in(db, expr, s, e, sel, depth, None)
 }
 
@@ -224,7 +238,14 @@ fn expr_pieces_in(
         if rolls.contains_key(&(n, a, b)) {
             continue;
         }
-        let ps = pieces(db, n, s.saturating_add(a), e.saturating_add(b), sel, depth + 1)?;
+        let ps = pieces(
+            db,
+            n,
+            s.saturating_add(a),
+            e.saturating_add(b),
+            sel,
+            depth + 1,
+        )?;
         // With integer time, piece p overlaps [t+a, t+b) exactly for
         // t in [p.start - b + 1, p.end - a): the window's piece set changes only there.
         for p in &ps {
@@ -275,7 +296,14 @@ fn expr_pieces_in(
 
 // ---------------------------------------------------------------- REDUCE
 
-pub fn reduce(db: &Database, name: &str, s: i64, e: i64, sel: Selector, func: Func) -> Res<Option<Value>> {
+pub fn reduce(
+    db: &Database,
+    name: &str,
+    s: i64,
+    e: i64,
+    sel: Selector,
+    func: Func,
+) -> Res<Option<Value>> {
     if s >= e {
         return Err("invalid range (start >= end)".into());
     }
@@ -284,14 +312,24 @@ pub fn reduce(db: &Database, name: &str, s: i64, e: i64, sel: Selector, func: Fu
     if func.needs_numbers() {
         if let Ty::T(t) = lens.ty() {
             if !t.is_numeric() {
-                return Err(format!("type mismatch on {name}: expected int or float, got {t}"));
+                return Err(format!(
+                    "type mismatch on {name}: expected int or float, got {t}"
+                ));
             }
         }
     }
     reduce_inner(db, name, s, e, sel, func, 0)
 }
 
-fn reduce_inner(db: &Database, name: &str, s: i64, e: i64, sel: Selector, func: Func, depth: usize) -> Res<Option<Value>> {
+fn reduce_inner(
+    db: &Database,
+    name: &str,
+    s: i64,
+    e: i64,
+    sel: Selector,
+    func: Func,
+    depth: usize,
+) -> Res<Option<Value>> {
     if depth > DEPTH_MAX {
         return Err(too_deep());
     }
@@ -473,7 +511,14 @@ pub fn history(db: &Database, name: &str, span: Option<(i64, i64)>) -> Res<Strin
             }
         }
         n += 1;
-        let _ = write!(body, "; {}:{}:{}:{}", l.id, l.written_at, l.min_start(), l.max_end());
+        let _ = write!(
+            body,
+            "; {}:{}:{}:{}",
+            l.id,
+            l.written_at,
+            l.min_start(),
+            l.max_end()
+        );
     }
     Ok(format!("LAYERS {n}{body}"))
 }

@@ -63,7 +63,13 @@ impl<'a> Fold<'a> {
                 let better = match self.pick {
                     None => true,
                     Some(p) => match compare(v, p) {
-                        Ok(o) => o == if self.func == Func::Min { Ordering::Less } else { Ordering::Greater },
+                        Ok(o) => {
+                            o == if self.func == Func::Min {
+                                Ordering::Less
+                            } else {
+                                Ordering::Greater
+                            }
+                        }
                         Err(_) => {
                             self.type_error = true;
                             false
@@ -81,7 +87,10 @@ impl<'a> Fold<'a> {
                     Value::Null => return,
                     Value::Int(i) => {
                         if weight {
-                            match (*i as i128).checked_mul(len).and_then(|x| x.checked_add(self.isum)) {
+                            match (*i as i128)
+                                .checked_mul(len)
+                                .and_then(|x| x.checked_add(self.isum))
+                            {
                                 Some(x) => self.isum = x,
                                 None => self.overflowed = true,
                             }
@@ -104,7 +113,10 @@ impl<'a> Fold<'a> {
     /// The result; `None` is NIL.
     pub fn finish(self) -> Res<Option<Value>> {
         if self.type_error {
-            return Err(format!("invalid expression: {}() needs numbers", self.func.name()));
+            return Err(format!(
+                "invalid expression: {}() needs numbers",
+                self.func.name()
+            ));
         }
         if self.overflowed {
             return Err(overflow());

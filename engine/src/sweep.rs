@@ -107,7 +107,12 @@ pub fn sweep(runs: &[RunView<'_>], s: i64, e: i64, mut emit: impl FnMut(i64, i64
 
 /// The visible pieces of `runs` over `[s, e)`: newest wins, clipped, gaps dropped, and
 /// a maximal run from one stored interval is one piece (SPEC "visible pieces").
-pub fn visible<'a>(runs: &[RunView<'a>], s: i64, e: i64, mut sink: impl FnMut(i64, i64, &'a Value)) {
+pub fn visible<'a>(
+    runs: &[RunView<'a>],
+    s: i64,
+    e: i64,
+    mut sink: impl FnMut(i64, i64, &'a Value),
+) {
     match runs {
         [] => {}
         // One run: its intervals are distinct stored intervals (a compacted run never
@@ -154,7 +159,11 @@ pub fn point<'a>(runs: &[RunView<'a>], t: i64) -> Option<&'a Value> {
 pub fn compact(runs: &[Run]) -> Compacted {
     assert!(!runs.is_empty());
     for w in runs.windows(2) {
-        assert_eq!(w[0].span().1, w[1].span().0, "compaction input must be contiguous");
+        assert_eq!(
+            w[0].span().1,
+            w[1].span().0,
+            "compaction input must be contiguous"
+        );
     }
     let lo = runs[0].span().0;
     let hi = runs[runs.len() - 1].span().1;
@@ -195,7 +204,11 @@ mod tests {
         Arc::new(Layer {
             id,
             written_at: 0,
-            segs: Segs::from_sorted_rows(rows.iter().map(|&(a, b, v)| (a, b, Value::Int(v))).collect()),
+            segs: Segs::from_sorted_rows(
+                rows.iter()
+                    .map(|&(a, b, v)| (a, b, Value::Int(v)))
+                    .collect(),
+            ),
         })
     }
 
@@ -212,10 +225,19 @@ mod tests {
     #[test]
     fn spec_example_shadowing() {
         let runs = vec![
-            Run::Raw { idx: 0, layer: layer(1, &[(0, 100, 1)]) },
-            Run::Raw { idx: 1, layer: layer(2, &[(40, 60, 2)]) },
+            Run::Raw {
+                idx: 0,
+                layer: layer(1, &[(0, 100, 1)]),
+            },
+            Run::Raw {
+                idx: 1,
+                layer: layer(2, &[(40, 60, 2)]),
+            },
         ];
-        assert_eq!(pieces(&runs, 0, 100), vec![(0, 40, 1), (40, 60, 2), (60, 100, 1)]);
+        assert_eq!(
+            pieces(&runs, 0, 100),
+            vec![(0, 40, 1), (40, 60, 2), (60, 100, 1)]
+        );
         assert_eq!(pieces(&runs, 50, 70), vec![(50, 60, 2), (60, 70, 1)]);
         let c = Run::Compacted(Arc::new(compact(&runs)));
         assert_eq!(pieces(&[c], 0, 100), pieces(&runs, 0, 100));
@@ -224,10 +246,19 @@ mod tests {
     #[test]
     fn lower_boundaries_do_not_split_a_piece() {
         let runs = vec![
-            Run::Raw { idx: 0, layer: layer(1, &[(0, 10, 1), (10, 20, 1)]) },
-            Run::Raw { idx: 1, layer: layer(2, &[(5, 15, 2)]) },
+            Run::Raw {
+                idx: 0,
+                layer: layer(1, &[(0, 10, 1), (10, 20, 1)]),
+            },
+            Run::Raw {
+                idx: 1,
+                layer: layer(2, &[(5, 15, 2)]),
+            },
         ];
-        assert_eq!(pieces(&runs, 0, 20), vec![(0, 5, 1), (5, 15, 2), (15, 20, 1)]);
+        assert_eq!(
+            pieces(&runs, 0, 20),
+            vec![(0, 5, 1), (5, 15, 2), (15, 20, 1)]
+        );
         let c = compact(&runs);
         assert_eq!(c.segs.len(), 3);
     }

@@ -223,7 +223,7 @@ pub fn push_hex(out: &mut String, b: &[u8]) {
 }
 
 pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err("odd number of hex digits".into());
     }
     let digit = |c: u8| -> Result<u8, String> {

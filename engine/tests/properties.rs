@@ -45,7 +45,8 @@ fn build(layers: &[Vec<(i64, i64, i64)>]) -> State {
     )
     .unwrap();
     for (i, l) in layers.iter().enumerate() {
-        let segs = Segs::from_sorted_rows(l.iter().map(|&(s, e, v)| (s, e, Value::Int(v))).collect());
+        let segs =
+            Segs::from_sorted_rows(l.iter().map(|&(s, e, v)| (s, e, Value::Int(v))).collect());
         st.apply(
             Op::Append {
                 db: "db".into(),
@@ -67,9 +68,15 @@ fn db(st: &State) -> &Database {
 /// Compact runs `r` of lens x in place (as the engine's job completion would).
 fn compact(st: &mut State, full: bool, threshold: usize) {
     let d = Arc::make_mut(st.dbs.get_mut("db").unwrap());
-    let Some(Lens::Base(b)) = d.lenses.get_mut("x") else { panic!() };
+    let Some(Lens::Base(b)) = d.lenses.get_mut("x") else {
+        panic!()
+    };
     let b = Arc::make_mut(b);
-    let plan = if full { b.plan_full() } else { b.plan_auto(threshold) };
+    let plan = if full {
+        b.plan_full()
+    } else {
+        b.plan_auto(threshold)
+    };
     if let Some(r) = plan {
         let c = sweep::compact(&b.runs[r]);
         assert!(b.install(Arc::new(c)));
@@ -120,7 +127,11 @@ fn compaction_preserves_every_answer(tc: TestCase) {
     // Partial (automatic-policy) compaction first, then everything.
     let threshold = tc.draw(gs::integers::<usize>().min_value(1).max_value(4));
     compact(&mut st, false, threshold);
-    assert_eq!(answers(&st, layers.len()), before, "after automatic compaction");
+    assert_eq!(
+        answers(&st, layers.len()),
+        before,
+        "after automatic compaction"
+    );
     compact(&mut st, true, 0);
     assert_eq!(answers(&st, layers.len()), before, "after full compaction");
 }
@@ -128,7 +139,14 @@ fn compaction_preserves_every_answer(tc: TestCase) {
 #[hegel::test]
 fn batching_independence(tc: TestCase) {
     // One long non-overlapping sequence, split into batches two different ways.
-    let all: Vec<(i64, i64, i64)> = layer(&tc).into_iter().chain(layer(&tc).into_iter().map(|(s, e, v)| (s + 200, e + 200, v))).collect();
+    let all: Vec<(i64, i64, i64)> = layer(&tc)
+        .into_iter()
+        .chain(
+            layer(&tc)
+                .into_iter()
+                .map(|(s, e, v)| (s + 200, e + 200, v)),
+        )
+        .collect();
     let split = |sizes: &[usize]| -> Vec<Vec<(i64, i64, i64)>> {
         let mut out = Vec::new();
         let mut i = 0;
@@ -141,8 +159,16 @@ fn batching_independence(tc: TestCase) {
         }
         out
     };
-    let a = tc.draw(gs::vecs(gs::integers::<usize>().min_value(1).max_value(5)).min_size(1).max_size(4));
-    let b = tc.draw(gs::vecs(gs::integers::<usize>().min_value(1).max_value(5)).min_size(1).max_size(4));
+    let a = tc.draw(
+        gs::vecs(gs::integers::<usize>().min_value(1).max_value(5))
+            .min_size(1)
+            .max_size(4),
+    );
+    let b = tc.draw(
+        gs::vecs(gs::integers::<usize>().min_value(1).max_value(5))
+            .min_size(1)
+            .max_size(4),
+    );
     let (sa, sb) = (build(&split(&a)), build(&split(&b)));
     for (s, e) in [(-30, 400), (0, 50), (190, 260)] {
         let q = |st: &State| {
@@ -159,7 +185,10 @@ fn batching_independence(tc: TestCase) {
                 },
             )];
             for f in Func::ALL {
-                v.push(format!("{:?}", query::reduce(db(st), "x", s, e, Selector::Now, f)));
+                v.push(format!(
+                    "{:?}",
+                    query::reduce(db(st), "x", s, e, Selector::Now, f)
+                ));
             }
             for t in s..e {
                 v.push(format!("{:?}", query::at(db(st), "x", t, Selector::Now)));
@@ -181,12 +210,20 @@ fn visible_pieces_tile(tc: TestCase) {
         assert!(w[0].end <= w[1].start, "sorted and non-overlapping: {ps:?}");
     }
     for p in &ps {
-        assert!(s <= p.start && p.start < p.end && p.end <= e, "inside [s, e): {p:?}");
+        assert!(
+            s <= p.start && p.start < p.end && p.end <= e,
+            "inside [s, e): {p:?}"
+        );
     }
     for t in s..e {
-        let covered = layers.iter().any(|l| l.iter().any(|&(a, b, _)| a <= t && t < b));
+        let covered = layers
+            .iter()
+            .any(|l| l.iter().any(|&(a, b, _)| a <= t && t < b));
         let n = ps.iter().filter(|p| p.start <= t && t < p.end).count();
-        assert_eq!(n, covered as usize, "point {t} covered {covered}, in {n} pieces");
+        assert_eq!(
+            n, covered as usize,
+            "point {t} covered {covered}, in {n} pieces"
+        );
     }
 }
 
@@ -213,7 +250,8 @@ fn fold(ps: &[query::Piece], f: Func) -> Option<Value> {
         Func::Last => Value::Int(ints[ints.len() - 1].0),
         Func::Avg => Value::Float(ints.iter().map(|x| x.0).sum::<i64>() as f64 / ints.len() as f64),
         Func::Twavg => Value::Float(
-            ints.iter().map(|x| x.0 * x.1).sum::<i64>() as f64 / ints.iter().map(|x| x.1).sum::<i64>() as f64,
+            ints.iter().map(|x| x.0 * x.1).sum::<i64>() as f64
+                / ints.iter().map(|x| x.1).sum::<i64>() as f64,
         ),
     })
 }
@@ -226,7 +264,15 @@ fn at_agrees_with_range_and_reduce_folds_range(tc: TestCase) {
     // value is constant on each piece, so AT must agree with RANGE there too.
     let a = tc.draw(gs::integers::<i64>().min_value(-10).max_value(5));
     let b = a + tc.draw(gs::integers::<i64>().min_value(1).max_value(10));
-    let func = tc.draw(gs::sampled_from(vec![Func::Sum, Func::Count, Func::Min, Func::Max, Func::First, Func::Last, Func::Avg]));
+    let func = tc.draw(gs::sampled_from(vec![
+        Func::Sum,
+        Func::Count,
+        Func::Min,
+        Func::Max,
+        Func::First,
+        Func::Last,
+        Func::Avg,
+    ]));
     let roll = Expr::Roll {
         func,
         lens: "x".into(),
@@ -237,7 +283,11 @@ fn at_agrees_with_range_and_reduce_folds_range(tc: TestCase) {
         Op::Derive {
             db: "db".into(),
             name: "d".into(),
-            expr: Expr::Bin(BinOp::Mul, Box::new(Expr::Lens("x".into())), Box::new(Expr::Lit(Value::Int(2)))),
+            expr: Expr::Bin(
+                BinOp::Mul,
+                Box::new(Expr::Lens("x".into())),
+                Box::new(Expr::Lit(Value::Int(2))),
+            ),
         },
         0,
     )
@@ -257,18 +307,32 @@ fn at_agrees_with_range_and_reduce_folds_range(tc: TestCase) {
     for lens in ["x", "d", "r"] {
         let ps = query::pieces(d, lens, s, e, Selector::Now, 0).unwrap();
         for t in s..e {
-            let in_range = ps.iter().find(|p| p.start <= t && t < p.end).map(|p| p.value.clone());
-            assert_eq!(query::at(d, lens, t, Selector::Now).unwrap(), in_range, "{lens} at {t}");
+            let in_range = ps
+                .iter()
+                .find(|p| p.start <= t && t < p.end)
+                .map(|p| p.value.clone());
+            assert_eq!(
+                query::at(d, lens, t, Selector::Now).unwrap(),
+                in_range,
+                "{lens} at {t}"
+            );
         }
     }
     let ps = query::pieces(d, "x", s, e, Selector::Now, 0).unwrap();
     for f in Func::ALL {
-        assert_eq!(query::reduce(d, "x", s, e, Selector::Now, f).unwrap(), fold(&ps, f), "{f:?}");
+        assert_eq!(
+            query::reduce(d, "x", s, e, Selector::Now, f).unwrap(),
+            fold(&ps, f),
+            "{f:?}"
+        );
     }
 }
 
 fn name(tc: &TestCase) -> String {
-    tc.draw(gs::sampled_from(vec!["x", "temp", "a_b", "_z9", "Lens", "LIMIT", "count"])).to_string()
+    tc.draw(gs::sampled_from(vec![
+        "x", "temp", "a_b", "_z9", "Lens", "LIMIT", "count",
+    ]))
+    .to_string()
 }
 
 fn value(tc: &TestCase) -> Value {
@@ -318,7 +382,11 @@ fn expr(tc: &TestCase, depth: u32) -> Expr {
                 BinOp::Div,
                 BinOp::Rem,
             ]));
-            Expr::Bin(op, Box::new(expr(tc, depth - 1)), Box::new(expr(tc, depth - 1)))
+            Expr::Bin(
+                op,
+                Box::new(expr(tc, depth - 1)),
+                Box::new(expr(tc, depth - 1)),
+            )
         }
     }
 }
@@ -401,7 +469,9 @@ fn statement(tc: &TestCase) -> Statement {
         },
         14 => Statement::History {
             lens: name(tc),
-            span: tc.draw(gs::booleans()).then(|| (tc.draw(i64s()), tc.draw(i64s()))),
+            span: tc
+                .draw(gs::booleans())
+                .then(|| (tc.draw(i64s()), tc.draw(i64s()))),
         },
         15 => Statement::Compact(name(tc)),
         16 => Statement::StartTransaction,
@@ -415,11 +485,23 @@ fn statement(tc: &TestCase) -> Statement {
         21 => Statement::ShowUsers,
         22 | 23 => {
             let perms = Perms(tc.draw(gs::integers::<u8>().min_value(1).max_value(31)));
-            let db = if tc.draw(gs::booleans()) { "*".to_string() } else { name(tc) };
-            if tc.draw(gs::booleans()) {
-                Statement::Grant { perms, db, user: name(tc) }
+            let db = if tc.draw(gs::booleans()) {
+                "*".to_string()
             } else {
-                Statement::Revoke { perms, db, user: name(tc) }
+                name(tc)
+            };
+            if tc.draw(gs::booleans()) {
+                Statement::Grant {
+                    perms,
+                    db,
+                    user: name(tc),
+                }
+            } else {
+                Statement::Revoke {
+                    perms,
+                    db,
+                    user: name(tc),
+                }
             }
         }
         24 => Statement::ShowGrants(tc.draw(gs::booleans()).then(|| name(tc))),
@@ -447,7 +529,10 @@ fn parse_print_round_trip(tc: TestCase) {
 fn value_encoding_round_trips(tc: TestCase) {
     let v = value(&tc);
     let enc = v.encode();
-    assert!(!enc.contains(' ') && !enc.contains(';') && !enc.contains('\n'), "{enc}");
+    assert!(
+        !enc.contains(' ') && !enc.contains(';') && !enc.contains('\n'),
+        "{enc}"
+    );
     assert_eq!(Value::decode(&enc).unwrap(), v, "{enc}");
 }
 
@@ -479,8 +564,15 @@ fn effective_rights_are_db_grant_union_star_grant_or_global_admin(tc: TestCase) 
         assert_eq!(d.line(1, &format!("GRANT {on_star} ON * TO u")), "OK");
     }
     // A on `*` makes a global admin; otherwise the union of the two grants.
-    let want = if on_star.contains(Perms::A) { Perms::ALL } else { on_db.union(on_star) };
-    assert_eq!(Engine::rights(d.engine.state(), true, Some("u"), "db"), want);
+    let want = if on_star.contains(Perms::A) {
+        Perms::ALL
+    } else {
+        on_db.union(on_star)
+    };
+    assert_eq!(
+        Engine::rights(d.engine.state(), true, Some("u"), "db"),
+        want
+    );
     d.open(2);
     assert_eq!(d.line(2, "AUTH u p"), "OK");
     assert_eq!(d.line(2, "USE DATABASE db"), "OK");
@@ -497,7 +589,10 @@ fn effective_rights_are_db_grant_union_star_grant_or_global_admin(tc: TestCase) 
         if want.contains(p) {
             assert_eq!(got, ok, "{stmt} with {want}");
         } else {
-            assert!(got.starts_with("ERR permission denied: u lacks"), "{stmt} with {want}: {got}");
+            assert!(
+                got.starts_with("ERR permission denied: u lacks"),
+                "{stmt} with {want}: {got}"
+            );
         }
     }
 }

@@ -32,7 +32,10 @@ fn spec_worked_examples() {
             ("CREATE LENS temp float", "OK"),
             ("APPEND LENS temp 0 3600 18.5, 3600 7200 21.0", "OK"),
             ("AT LENS temp 1800", "VAL f18.5"),
-            ("RANGE LENS temp 0 7200", "RANGE 2; 0:3600:f18.5; 3600:7200:f21"),
+            (
+                "RANGE LENS temp 0 7200",
+                "RANGE 2; 0:3600:f18.5; 3600:7200:f21",
+            ),
             ("APPEND LENS temp 0 3600 20", "OK"),
             ("AT LENS temp 1800", "VAL f20"),
             ("AT LENS temp 1800 LAYER 1", "VAL f18.5"),
@@ -42,7 +45,10 @@ fn spec_worked_examples() {
             ("CREATE LENS x int", "OK"),
             ("APPEND LENS x 0 100 1", "OK"),
             ("APPEND LENS x 40 60 2", "OK"),
-            ("RANGE LENS x 0 100", "RANGE 3; 0:40:i1; 40:60:i2; 60:100:i1"),
+            (
+                "RANGE LENS x 0 100",
+                "RANGE 3; 0:40:i1; 40:60:i2; 60:100:i1",
+            ),
             ("REDUCE LENS x 0 100 USING count", "VAL i3"),
             ("REDUCE LENS x 0 100 USING integral", "VAL i120"),
             ("APPEND LENS x 10 5 1", "ERR invalid range (start >= end)"),
@@ -76,9 +82,18 @@ fn writes_are_all_or_nothing() {
     script(
         &mut d,
         &[
-            ("APPEND LENS x 0 10 1, 5 15 2", "ERR overlapping intervals in one write"),
-            ("APPEND LENS x 20 30 1, 30 20 2", "ERR invalid range (start >= end)"),
-            ("APPEND LENS x 0 10 1, 10 20 \"s\"", "ERR type mismatch on x: expected int, got str"),
+            (
+                "APPEND LENS x 0 10 1, 5 15 2",
+                "ERR overlapping intervals in one write",
+            ),
+            (
+                "APPEND LENS x 20 30 1, 30 20 2",
+                "ERR invalid range (start >= end)",
+            ),
+            (
+                "APPEND LENS x 0 10 1, 10 20 \"s\"",
+                "ERR type mismatch on x: expected int, got str",
+            ),
             ("APPEND LENS nope 0 10 1", "ERR unknown lens: nope"),
             ("BATCH APPEND LENS x { }", "OK"),
             ("HISTORY LENS x", "LAYERS 0"),
@@ -143,14 +158,20 @@ fn reduce_functions_and_types() {
             ("REDUCE LENS x 5 35 USING integral", "VAL i30"),
             ("CREATE LENS s str", "OK"),
             ("APPEND LENS s 0 10 \"a b\"", "OK"),
-            ("REDUCE LENS s 0 10 USING sum", "ERR type mismatch on s: expected int or float, got str"),
+            (
+                "REDUCE LENS s 0 10 USING sum",
+                "ERR type mismatch on s: expected int or float, got str",
+            ),
             ("REDUCE LENS s 0 10 USING last", "VAL sa%20b"),
             ("CREATE LENS f float", "OK"),
             ("APPEND LENS f 0 1 0.1, 1 2 0.2", "OK"),
             ("REDUCE LENS f 0 2 USING sum", "VAL f0.30000000000000004"),
             ("CREATE LENS big int", "OK"),
             ("APPEND LENS big 0 2 9223372036854775807", "OK"),
-            ("REDUCE LENS big 0 2 USING integral", "ERR invalid expression: integer overflow"),
+            (
+                "REDUCE LENS big 0 2 USING integral",
+                "ERR invalid expression: integer overflow",
+            ),
             ("REDUCE LENS big 0 2 USING sum", "VAL i9223372036854775807"),
         ],
     );
@@ -166,11 +187,23 @@ fn range_where_limit_offset() {
             ("CREATE LENS y int", "OK"),
             ("APPEND LENS x 0 100 1", "OK"),
             ("APPEND LENS y 0 30 0, 30 60 5, 60 70 0, 70 100 5", "OK"),
-            ("RANGE LENS x 0 100 WHERE y > 1", "RANGE 2; 30:60:i1; 70:100:i1"),
-            ("RANGE LENS x 0 100 WHERE y > 1 LIMIT 1", "RANGE 1; 30:60:i1"),
-            ("RANGE LENS x 0 100 WHERE y > 1 LIMIT 1 OFFSET 1", "RANGE 1; 70:100:i1"),
+            (
+                "RANGE LENS x 0 100 WHERE y > 1",
+                "RANGE 2; 30:60:i1; 70:100:i1",
+            ),
+            (
+                "RANGE LENS x 0 100 WHERE y > 1 LIMIT 1",
+                "RANGE 1; 30:60:i1",
+            ),
+            (
+                "RANGE LENS x 0 100 WHERE y > 1 LIMIT 1 OFFSET 1",
+                "RANGE 1; 70:100:i1",
+            ),
             ("RANGE LENS x 0 100 WHERE y >= 0", "RANGE 1; 0:100:i1"),
-            ("RANGE LENS x 0 100 WHERE y", "ERR invalid expression: WHERE needs a bool expression, got int"),
+            (
+                "RANGE LENS x 0 100 WHERE y",
+                "ERR invalid expression: WHERE needs a bool expression, got int",
+            ),
             ("RANGE LENS x 0 100 OFFSET 5", "RANGE 0"),
         ],
     );
@@ -193,7 +226,10 @@ fn derived_lenses() {
             ("DERIVE LENS roll AS sum(x, -5, 0)", "OK"),
             ("AT LENS roll 12", "VAL i3"),
             ("AT LENS roll 0", "VAL NIL"),
-            ("RANGE LENS roll 0 30", "RANGE 3; 1:11:i1; 11:15:i3; 15:25:i2"),
+            (
+                "RANGE LENS roll 0 30",
+                "RANGE 3; 1:11:i1; 11:15:i3; 15:25:i2",
+            ),
             ("AT LENS roll 1", "VAL i1"),
             ("AT LENS roll 25", "VAL NIL"),
             ("DERIVE LENS cnt AS count(x, -5, 0)", "OK"),
@@ -201,18 +237,36 @@ fn derived_lenses() {
             ("DERIVE LENS bad AS nope + 1", "ERR unknown lens: nope"),
             ("DERIVE LENS loop AS loop + 1", "ERR unknown lens: loop"),
             ("DERIVE LENS self AS x", "OK"),
-            ("DERIVE LENS self AS self + 1", "ERR cycle detected in derived lens: self"),
+            (
+                "DERIVE LENS self AS self + 1",
+                "ERR cycle detected in derived lens: self",
+            ),
             ("DERIVE LENS a AS x + 1", "OK"),
             ("DERIVE LENS b AS a + 1", "OK"),
-            ("DERIVE LENS a AS b + 1", "ERR cycle detected in derived lens: a"),
-            ("DERIVE LENS t AS x + \"s\"", "ERR invalid expression: operator + needs int or float operands, got int and str"),
-            ("DERIVE LENS w AS sum(x, 5, 5)", "ERR invalid expression: sum window start must be less than its end"),
+            (
+                "DERIVE LENS a AS b + 1",
+                "ERR cycle detected in derived lens: a",
+            ),
+            (
+                "DERIVE LENS t AS x + \"s\"",
+                "ERR invalid expression: operator + needs int or float operands, got int and str",
+            ),
+            (
+                "DERIVE LENS w AS sum(x, 5, 5)",
+                "ERR invalid expression: sum window start must be less than its end",
+            ),
             ("DERIVE LENS z AS x / 0", "OK"),
             ("AT LENS z 1", "ERR invalid expression: division by zero"),
             ("AT LENS z 50", "VAL NIL"),
             ("DROP LENS x", "ERR lens x is used by derived lens a"),
-            ("APPEND LENS s 0 1 1", "ERR invalid expression: APPEND needs a base lens"),
-            ("AT LENS s 7 LAYER 1", "ERR invalid expression: LAYER needs a base lens"),
+            (
+                "APPEND LENS s 0 1 1",
+                "ERR invalid expression: APPEND needs a base lens",
+            ),
+            (
+                "AT LENS s 7 LAYER 1",
+                "ERR invalid expression: LAYER needs a base lens",
+            ),
             ("DERIVE LENS x AS y", "ERR duplicate lens: x"),
         ],
     );
@@ -255,8 +309,14 @@ fn transactions_are_per_connection_and_atomic() {
             ("CREATE LENS y int", "OK"),
             ("APPEND LENS y 0 10 1", "OK"),
             ("APPEND LENS x 0 10 5", "OK"),
-            ("APPEND LENS x 0 10 1.5", "ERR type mismatch on x: expected int, got float"),
-            ("CREATE DATABASE other", "ERR invalid in transaction: CREATE DATABASE"),
+            (
+                "APPEND LENS x 0 10 1.5",
+                "ERR type mismatch on x: expected int, got float",
+            ),
+            (
+                "CREATE DATABASE other",
+                "ERR invalid in transaction: CREATE DATABASE",
+            ),
             ("AT LENS x 1", "VAL NIL"),
         ],
     );
@@ -285,7 +345,10 @@ fn transactions_are_per_connection_and_atomic() {
     assert_eq!(d.line(2, "DROP LENS y"), "OK");
     assert_eq!(d.line(1, "COMMIT"), "ERR unknown lens: y");
     // A disconnect rolls back.
-    script(&mut d, &[("START TRANSACTION", "OK"), ("APPEND LENS x 0 10 8", "OK")]);
+    script(
+        &mut d,
+        &[("START TRANSACTION", "OK"), ("APPEND LENS x 0 10 8", "OK")],
+    );
     d.close(1);
     assert_eq!(d.line(2, "AT LENS x 5"), "VAL i5");
 }
@@ -327,18 +390,30 @@ fn users_grants_and_rights() {
         ("USE DATABASE db", "OK"),
         ("APPEND LENS x 0 10 1", "OK"),
         ("AT LENS x 1", "VAL i1"),
-        ("CREATE LENS y int", "ERR permission denied: bob lacks C on db"),
+        (
+            "CREATE LENS y int",
+            "ERR permission denied: bob lacks C on db",
+        ),
         ("DROP LENS x", "ERR permission denied: bob lacks D on db"),
-        ("CREATE DATABASE d2", "ERR permission denied: bob lacks A on *"),
+        (
+            "CREATE DATABASE d2",
+            "ERR permission denied: bob lacks A on *",
+        ),
         ("SHOW USERS", "ERR permission denied: bob lacks A on *"),
         ("SHOW GRANTS bob", "GRANTS 1; bob *:U db:R"),
-        ("SHOW GRANTS admin", "ERR permission denied: bob lacks A on *"),
+        (
+            "SHOW GRANTS admin",
+            "ERR permission denied: bob lacks A on *",
+        ),
     ];
     for (s, want) in bob {
         assert_eq!(d.line(4, s), want, "{s}");
     }
     assert_eq!(d.line(3, "REVOKE R ON db FROM bob"), "OK");
-    assert_eq!(d.line(4, "AT LENS x 1"), "ERR permission denied: bob lacks R on db");
+    assert_eq!(
+        d.line(4, "AT LENS x 1"),
+        "ERR permission denied: bob lacks R on db"
+    );
     assert_eq!(d.line(3, "DROP USER bob"), "OK");
     assert_eq!(d.line(3, "SHOW GRANTS"), "GRANTS 1; admin *:A");
 }
@@ -355,7 +430,10 @@ fn framing_blank_lines_crlf_and_limits() {
     d.send(1, b"BASES\n");
     assert_eq!(d.take_lines(1), vec!["NAMES 0"]);
     d.send(1, b"\xff\xfe\n");
-    assert_eq!(d.take_lines(1), vec!["ERR parse error at column 0: invalid UTF-8"]);
+    assert_eq!(
+        d.take_lines(1),
+        vec!["ERR parse error at column 0: invalid UTF-8"]
+    );
     d.send(1, &[b'x'; 100]);
     assert_eq!(d.take_lines(1), vec!["ERR line too long"]);
     assert!(d.is_closed(1));
@@ -368,17 +446,31 @@ fn framing_blank_lines_crlf_and_limits() {
 fn copy_reads_only_the_import_directory() {
     let mut d = driver();
     setup(&mut d);
-    d.files.insert("/import/x.csv".into(), b"# x\n0,10,1\n10,20,2\n".to_vec());
-    d.files.insert("/import/bad.csv".into(), b"0,10,1\n5,3,1\n".to_vec());
+    d.files
+        .insert("/import/x.csv".into(), b"# x\n0,10,1\n10,20,2\n".to_vec());
+    d.files
+        .insert("/import/bad.csv".into(), b"0,10,1\n5,3,1\n".to_vec());
     script(
         &mut d,
         &[
             ("COPY LENS x FROM \"x.csv\"", "OK"),
             ("RANGE LENS x 0 20", "RANGE 2; 0:10:i1; 10:20:i2"),
-            ("COPY LENS x FROM \"bad.csv\"", "ERR line 2: invalid range (start >= end)"),
-            ("COPY LENS x FROM \"../etc/passwd\"", "ERR permission denied: path outside the import directory"),
-            ("COPY LENS x FROM \"/etc/passwd\"", "ERR permission denied: path outside the import directory"),
-            ("COPY LENS x FROM \"missing.csv\"", "ERR cannot read missing.csv: No such file or directory (os error 2)"),
+            (
+                "COPY LENS x FROM \"bad.csv\"",
+                "ERR line 2: invalid range (start >= end)",
+            ),
+            (
+                "COPY LENS x FROM \"../etc/passwd\"",
+                "ERR permission denied: path outside the import directory",
+            ),
+            (
+                "COPY LENS x FROM \"/etc/passwd\"",
+                "ERR permission denied: path outside the import directory",
+            ),
+            (
+                "COPY LENS x FROM \"missing.csv\"",
+                "ERR cannot read missing.csv: No such file or directory (os error 2)",
+            ),
             ("HISTORY LENS x", "LAYERS 1; 1:0:0:20"),
         ],
     );
@@ -409,7 +501,10 @@ fn compaction_changes_no_answer_and_creates_no_layer() {
     let after: Vec<String> = queries.iter().map(|q| d.line(1, q)).collect();
     assert_eq!(before, after);
     assert_eq!(d.line(1, "APPEND LENS x 0 1 99"), "OK");
-    assert_eq!(d.line(1, "HISTORY LENS x 0 1"), "LAYERS 2; 1:0:0:20; 11:90:0:1");
+    assert_eq!(
+        d.line(1, "HISTORY LENS x 0 1"),
+        "LAYERS 2; 1:0:0:20; 11:90:0:1"
+    );
 }
 
 #[test]

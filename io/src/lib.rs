@@ -164,13 +164,14 @@ mod tests {
         )))
         .unwrap();
         let mut got = Vec::new();
-        loop {
-            match wrx.recv_timeout(std::time::Duration::from_secs(10)).unwrap() {
-                ToConn::Bytes(b) => got.extend(b),
-                ToConn::Close => break,
-            }
+        let wait = std::time::Duration::from_secs(10);
+        while let ToConn::Bytes(b) = wrx.recv_timeout(wait).unwrap() {
+            got.extend(b);
         }
-        assert_eq!(String::from_utf8(got).unwrap(), "OK\nOK\nNAMES 1; d\nOK BYE\n");
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            "OK\nOK\nNAMES 1; d\nOK BYE\n"
+        );
     }
 
     #[test]
@@ -179,7 +180,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("a.csv"), b"0,1,1\n").unwrap();
         let p = dir.join("a.csv");
-        assert_eq!(read_import(Some(&dir), p.to_str().unwrap()).unwrap(), b"0,1,1\n");
+        assert_eq!(
+            read_import(Some(&dir), p.to_str().unwrap()).unwrap(),
+            b"0,1,1\n"
+        );
         assert!(read_import(Some(&dir), "/etc/hostname").is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -44,7 +44,9 @@ fn args() -> Result<Args, String> {
         match f.as_str() {
             "--bind" => a.bind = val()?,
             "--import-dir" => a.import_dir = Some(val()?),
-            "--max-line-bytes" => a.max_line = val()?.parse().map_err(|_| "bad --max-line-bytes")?,
+            "--max-line-bytes" => {
+                a.max_line = val()?.parse().map_err(|_| "bad --max-line-bytes")?
+            }
             "--insecure" => a.insecure = true,
             "-h" | "--help" => return Err(HELP.into()),
             _ => return Err(format!("unknown flag {f}\n\n{HELP}")),
@@ -56,7 +58,9 @@ fn args() -> Result<Args, String> {
 /// One client: a reader loop feeding the engine, and a writer thread draining replies.
 fn serve(id: u64, stream: TcpStream, tx: Sender<Input>) {
     let (wtx, wrx) = channel::<ToConn>();
-    let Ok(mut writer) = stream.try_clone() else { return };
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
     if tx.send(Input::Open(id, wtx)).is_err() {
         return;
     }
@@ -79,7 +83,10 @@ fn serve(id: u64, stream: TcpStream, tx: Sender<Input>) {
         match reader.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                if tx.send(Input::Event(Event::Bytes(id, buf[..n].to_vec()))).is_err() {
+                if tx
+                    .send(Input::Event(Event::Bytes(id, buf[..n].to_vec())))
+                    .is_err()
+                {
                     break;
                 }
             }

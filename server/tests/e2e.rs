@@ -20,7 +20,9 @@ fn start() -> (Server, String) {
         .spawn()
         .expect("start tau-server");
     let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let addr = line
         .split("serving on ")
         .nth(1)
@@ -41,13 +43,19 @@ fn spec_example_over_tcp() {
         ("CREATE LENS temp float", "OK"),
         ("APPEND LENS temp 0 3600 18.5, 3600 7200 21.0", "OK"),
         ("AT LENS temp 1800", "VAL f18.5"),
-        ("RANGE LENS temp 0 7200", "RANGE 2; 0:3600:f18.5; 3600:7200:f21"),
+        (
+            "RANGE LENS temp 0 7200",
+            "RANGE 2; 0:3600:f18.5; 3600:7200:f21",
+        ),
         ("APPEND LENS temp 0 3600 20", "OK"),
         ("AT LENS temp 1800 LAYER 1", "VAL f18.5"),
         ("REDUCE LENS temp 0 7200 USING twavg", "VAL f20.5"),
         ("DERIVE LENS temp_f AS temp * 9.0 / 5.0 + 32.0", "OK"),
         ("AT LENS temp_f 1800", "VAL f68"),
-        ("APPEND LENS temp 10 5 1", "ERR invalid range (start >= end)"),
+        (
+            "APPEND LENS temp 10 5 1",
+            "ERR invalid range (start >= end)",
+        ),
         ("QUIT", "OK BYE"),
     ];
     for (stmt, want) in script {
@@ -80,7 +88,8 @@ fn pipelined_statements_and_a_second_connection() {
     assert_eq!(last.trim_end(), "VAL i1000");
     // A second connection sees committed data but has its own database selection.
     let mut b = TcpStream::connect(&addr).unwrap();
-    b.write_all(b"AT LENS x 5\nUSE DATABASE d\nAT LENS x 5\n").unwrap();
+    b.write_all(b"AT LENS x 5\nUSE DATABASE d\nAT LENS x 5\n")
+        .unwrap();
     let mut rb = BufReader::new(b);
     let mut lines = Vec::new();
     for _ in 0..3 {

@@ -24,22 +24,19 @@ pub fn shrink<T: Clone>(ops: &[T], budget: usize, mut fails: impl FnMut(&[T]) ->
     let mut n = 2usize;
     while cur.len() >= 2 && calls < budget {
         let chunk = cur.len().div_ceil(n);
-        let mut reduced = false;
-        for i in 0..n {
+        // The first chunk whose complement still fails, if any.
+        let found = (0..n).find_map(|i| {
             let (lo, hi) = (i * chunk, ((i + 1) * chunk).min(cur.len()));
             if lo >= hi {
-                continue;
+                return None;
             }
-            // Try the complement of chunk i.
             let cand: Vec<T> = cur[..lo].iter().chain(&cur[hi..]).cloned().collect();
-            if try_it(&cand, &mut calls) {
-                cur = cand;
-                n = (n - 1).max(2);
-                reduced = true;
-                break;
-            }
-        }
-        if !reduced {
+            try_it(&cand, &mut calls).then_some(cand)
+        });
+        if let Some(cand) = found {
+            cur = cand;
+            n = (n - 1).max(2);
+        } else {
             if n >= cur.len() {
                 break;
             }
@@ -73,7 +70,9 @@ mod tests {
     fn finds_the_minimal_pair() {
         let ops: Vec<u32> = (0..200).collect();
         // Fails when both 17 and 150 are present.
-        let out = shrink(&ops, DEFAULT_BUDGET, |c| c.contains(&17) && c.contains(&150));
+        let out = shrink(&ops, DEFAULT_BUDGET, |c| {
+            c.contains(&17) && c.contains(&150)
+        });
         assert_eq!(out, vec![17, 150]);
     }
 

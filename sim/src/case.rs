@@ -22,7 +22,12 @@ pub enum Op {
     Buffer { conn: u8, line: String },
     /// Append a line to the connection's queue and send everything queued, cut at the
     /// given byte offsets into separate deliveries.
-    Send { conn: u8, splits: Vec<usize>, crlf: bool, line: String },
+    Send {
+        conn: u8,
+        splits: Vec<usize>,
+        crlf: bool,
+        line: String,
+    },
     /// The client vanishes: the connection closes without QUIT.
     Close { conn: u8 },
     /// The clock moves forward.
@@ -44,7 +49,11 @@ impl Op {
                 let sp = if splits.is_empty() {
                     "-".to_string()
                 } else {
-                    splits.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(",")
+                    splits
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
                 };
                 format!("{} {conn} {sp} {line}", if *crlf { "S" } else { "s" })
             }
@@ -72,7 +81,9 @@ impl Op {
                 let splits = if sp == "-" {
                     vec![]
                 } else {
-                    sp.split(',').map(|x| x.parse().map_err(|_| bad())).collect::<Result<_, _>>()?
+                    sp.split(',')
+                        .map(|x| x.parse().map_err(|_| bad()))
+                        .collect::<Result<_, _>>()?
                 };
                 Op::Send {
                     conn: num(c)? as u8,

@@ -117,7 +117,9 @@ fn run_safe(case: &Case) -> (Option<Divergence>, Stats) {
     match r {
         Ok(o) => (o.divergence, o.stats),
         Err(_) => {
-            let msg = PANIC.with(|p| p.borrow_mut().take()).unwrap_or_else(|| "panic".into());
+            let msg = PANIC
+                .with(|p| p.borrow_mut().take())
+                .unwrap_or_else(|| "panic".into());
             (
                 Some(Divergence {
                     step: 0,
@@ -172,7 +174,10 @@ fn fail(case: &Case, d: &Divergence, save: bool, from_file: Option<&str>) -> ! {
     let small = shrink_case(case, d);
     let (d2, _) = run_safe(&small);
     let caught = match &d2 {
-        Some(d2) => format!("{}\nexpected: {}\nactual: {}", d2.statement, d2.expected, d2.actual),
+        Some(d2) => format!(
+            "{}\nexpected: {}\nactual: {}",
+            d2.statement, d2.expected, d2.actual
+        ),
         None => "(shrunk case no longer fails)".into(),
     };
     let text = small.to_text(&caught);
@@ -183,7 +188,10 @@ fn fail(case: &Case, d: &Divergence, save: bool, from_file: Option<&str>) -> ! {
     if std::fs::write(&path, &text).is_ok() {
         eprintln!("replay: cargo run -p sim -- --replay {path}");
     }
-    eprintln!("replay the full seed: cargo run -p sim -- --seed {}", case.seed);
+    eprintln!(
+        "replay the full seed: cargo run -p sim -- --seed {}",
+        case.seed
+    );
     std::process::exit(1);
 }
 
@@ -317,7 +325,10 @@ fn main() {
             if last.elapsed().as_secs() >= 5 {
                 last = Instant::now();
                 let d = done.load(Ordering::Relaxed);
-                eprintln!("  ... {d}/{count} seeds, {:.0} seeds/s", d as f64 / t0.elapsed().as_secs_f64());
+                eprintln!(
+                    "  ... {d}/{count} seeds, {:.0} seeds/s",
+                    d as f64 / t0.elapsed().as_secs_f64()
+                );
             }
         }
     });

@@ -24,7 +24,11 @@ impl Divergence {
     /// What must stay the same while shrinking: the kind of statement that diverged.
     pub fn signature(&self) -> String {
         let words: Vec<&str> = self.statement.split_whitespace().take(2).collect();
-        format!("{} | {}", words.join(" "), self.actual.split(':').next().unwrap_or(""))
+        format!(
+            "{} | {}",
+            words.join(" "),
+            self.actual.split(':').next().unwrap_or("")
+        )
     }
 }
 
@@ -57,7 +61,11 @@ fn fnv(h: &mut u64, bytes: &[u8]) {
 }
 
 fn kind_of(line: &str) -> String {
-    let w: Vec<String> = line.split_whitespace().take(2).map(|s| s.to_ascii_uppercase()).collect();
+    let w: Vec<String> = line
+        .split_whitespace()
+        .take(2)
+        .map(|s| s.to_ascii_uppercase())
+        .collect();
     let k = w.join(" ");
     let known = crate::workload::KINDS.iter().find(|k2| k.starts_with(**k2));
     match known {
@@ -93,14 +101,14 @@ impl World {
                     Effect::Close(c) => {
                         self.closed.insert(c);
                     }
-                    Effect::ReadFile { token, path } => q.push_back(Event::FileRead {
-                        token,
-                        result: self
-                            .files
-                            .get(&path)
-                            .cloned()
-                            .ok_or_else(|| "No such file or directory (os error 2)".to_string()),
-                    }),
+                    Effect::ReadFile { token, path } => {
+                        q.push_back(Event::FileRead {
+                            token,
+                            result: self.files.get(&path).cloned().ok_or_else(|| {
+                                "No such file or directory (os error 2)".to_string()
+                            }),
+                        })
+                    }
                     Effect::RunJob { token, job } => {
                         self.stats.jobs += 1;
                         if self.hold && matches!(job, Job::Compact { .. }) {
@@ -246,7 +254,11 @@ pub fn run(case: &Case) -> Outcome {
                 }
                 // A COMPACT LENS may wait on a held job: complete held jobs if a reply is
                 // still missing.
-                let count = |w: &World| w.received.get(&id).map_or(0, |b| b.iter().filter(|&&x| x == b'\n').count());
+                let count = |w: &World| {
+                    w.received
+                        .get(&id)
+                        .map_or(0, |b| b.iter().filter(|&&x| x == b'\n').count())
+                };
                 let mut round = 0;
                 while count(&w) < expected.len() && !w.held.is_empty() {
                     // Each completion may let a queued statement spawn the next job.
@@ -255,12 +267,20 @@ pub fn run(case: &Case) -> Outcome {
                 }
                 let got_bytes = w.received.remove(&id).unwrap_or_default();
                 fnv(&mut w.stats.trace_hash, &got_bytes);
-                let got: Vec<String> = String::from_utf8_lossy(&got_bytes).lines().map(str::to_string).collect();
+                let got: Vec<String> = String::from_utf8_lossy(&got_bytes)
+                    .lines()
+                    .map(str::to_string)
+                    .collect();
                 let n = expected.len().max(got.len());
                 for k in 0..n {
-                    let (stmt, exp) = expected.get(k).cloned().unwrap_or_else(|| ("<none>".into(), "<no reply>".into()));
+                    let (stmt, exp) = expected
+                        .get(k)
+                        .cloned()
+                        .unwrap_or_else(|| ("<none>".into(), "<no reply>".into()));
                     let act = got.get(k).cloned().unwrap_or_else(|| "<no reply>".into());
-                    let same = exp == act || (exp.starts_with("ERR parse error") && act.starts_with("ERR parse error"));
+                    let same = exp == act
+                        || (exp.starts_with("ERR parse error")
+                            && act.starts_with("ERR parse error"));
                     if !same {
                         return Outcome {
                             divergence: Some(Divergence {
@@ -300,4 +320,3 @@ pub fn run(case: &Case) -> Outcome {
         stats: w.stats,
     }
 }
-

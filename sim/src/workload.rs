@@ -64,9 +64,18 @@ const PREAMBLE: &[&str] = &[
 /// The files every simulated server has under its import directory.
 pub fn import_files() -> BTreeMap<String, Vec<u8>> {
     let mut f = BTreeMap::new();
-    f.insert("/import/ints.csv".into(), b"# ints\n0,10,1\n10,20,2\r\n\n20,35,-3\n".to_vec());
-    f.insert("/import/floats.csv".into(), b"0,5,1.5\n5,9,2\n40,50,null\n".to_vec());
-    f.insert("/import/strs.csv".into(), b"0,3,\"a, \"\"b\"\"\"\n3,6,plain text\n6,9,null\n".to_vec());
+    f.insert(
+        "/import/ints.csv".into(),
+        b"# ints\n0,10,1\n10,20,2\r\n\n20,35,-3\n".to_vec(),
+    );
+    f.insert(
+        "/import/floats.csv".into(),
+        b"0,5,1.5\n5,9,2\n40,50,null\n".to_vec(),
+    );
+    f.insert(
+        "/import/strs.csv".into(),
+        b"0,3,\"a, \"\"b\"\"\"\n3,6,plain text\n6,9,null\n".to_vec(),
+    );
     f.insert("/import/badrange.csv".into(), b"0,10,1\n12,11,1\n".to_vec());
     f.insert("/import/overlap.csv".into(), b"0,10,1\n5,15,1\n".to_vec());
     f.insert("/import/badvalue.csv".into(), b"0,10,zz\n".to_vec());
@@ -106,8 +115,10 @@ impl Gen {
         let mut weights = WEIGHTS.to_vec();
         // Swarm: switch a random subset of kinds off (never the core write/read ones).
         for (i, w) in weights.iter_mut().enumerate() {
-            if !matches!(KINDS[i], "APPEND LENS" | "AT LENS" | "CREATE LENS" | "USE DATABASE" | "CREATE DATABASE")
-                && cfg_rng.gen_bool(0.25)
+            if !matches!(
+                KINDS[i],
+                "APPEND LENS" | "AT LENS" | "CREATE LENS" | "USE DATABASE" | "CREATE DATABASE"
+            ) && cfg_rng.gen_bool(0.25)
             {
                 *w = 0;
             } else if cfg_rng.gen_bool(0.3) {
@@ -170,7 +181,9 @@ impl Gen {
                 continue;
             }
             if r < 8 && self.cfg.hold_compactions {
-                ops.push(Op::RunJobs { pick: self.net.gen() });
+                ops.push(Op::RunJobs {
+                    pick: self.net.gen(),
+                });
                 continue;
             }
             if self.fresh[conn as usize] {
@@ -249,26 +262,55 @@ impl Gen {
             return "null".into();
         }
         // Sometimes a value of another type: the write must be rejected whole.
-        let ty = if r.gen_range(0..40) == 0 { *pick(r, TYPES) } else { ty };
+        let ty = if r.gen_range(0..40) == 0 {
+            *pick(r, TYPES)
+        } else {
+            ty
+        };
         match ty {
             "int" => match r.gen_range(0..20) {
-                0 => pick(r, &["9223372036854775807", "-9223372036854775808", "4611686018427387904"]).to_string(),
+                0 => pick(
+                    r,
+                    &[
+                        "9223372036854775807",
+                        "-9223372036854775808",
+                        "4611686018427387904",
+                    ],
+                )
+                .to_string(),
                 _ => r.gen_range(-5..10).to_string(),
             },
-            "float" => pick(r, &["1.5", "-0.25", "0.1", "2.0", "3", "-7", "100.125", "0.2", "1e3", "-0.0"]).to_string(),
-            "str" => pick(r, &["\"a\"", "\"b c\"", "\"x:y;z\"", "\"%\"", "\"\"", "\"q\\\"uote\""]).to_string(),
+            "float" => pick(
+                r,
+                &[
+                    "1.5", "-0.25", "0.1", "2.0", "3", "-7", "100.125", "0.2", "1e3", "-0.0",
+                ],
+            )
+            .to_string(),
+            "str" => pick(
+                r,
+                &[
+                    "\"a\"",
+                    "\"b c\"",
+                    "\"x:y;z\"",
+                    "\"%\"",
+                    "\"\"",
+                    "\"q\\\"uote\"",
+                ],
+            )
+            .to_string(),
             "bool" => pick(r, &["true", "false", "TRUE"]).to_string(),
             _ => pick(r, &["0x", "0xff", "0x0001", "0xdeadbeef"]).to_string(),
         }
     }
 
     fn base(&mut self) -> &'static str {
-        *pick(&mut self.rng, BASES)
+        BASES[self.rng.gen_range(0..BASES.len())]
     }
 
     fn any_lens(&mut self) -> &'static str {
         if self.rng.gen_range(0..8) == 0 {
-            *pick(&mut self.rng, DERIVED)
+            DERIVED[self.rng.gen_range(0..DERIVED.len())]
         } else if self.rng.gen_range(0..30) == 0 {
             "nope"
         } else {
@@ -293,7 +335,11 @@ impl Gen {
             };
             // Occasionally overlap the previous row.
             // Occasionally overlap the previous row; extreme times wrap back into range.
-            t = if self.rng.gen_range(0..40) == 0 { s } else { e.saturating_add(self.rng.gen_range(0..6)) };
+            t = if self.rng.gen_range(0..40) == 0 {
+                s
+            } else {
+                e.saturating_add(self.rng.gen_range(0..6))
+            };
             if !(-1000..1000).contains(&t) {
                 t = self.rng.gen_range(-5..40);
             }
@@ -337,7 +383,9 @@ impl Gen {
             _ => {
                 let op = *pick(
                     &mut self.rng,
-                    &["+", "-", "*", "/", "%", "<", "<=", ">", ">=", "==", "!=", "&&", "||"],
+                    &[
+                        "+", "-", "*", "/", "%", "<", "<=", ">", ">=", "==", "!=", "&&", "||",
+                    ],
                 );
                 format!("{} {op} {}", self.expr(depth - 1), self.expr(depth - 1))
             }
@@ -405,8 +453,17 @@ impl Gen {
                 let f = *pick(
                     &mut self.rng,
                     &[
-                        "ints.csv", "floats.csv", "strs.csv", "badrange.csv", "overlap.csv", "badvalue.csv",
-                        "short.csv", "missing.csv", "../x.csv", "/etc/passwd", "/import/ints.csv",
+                        "ints.csv",
+                        "floats.csv",
+                        "strs.csv",
+                        "badrange.csv",
+                        "overlap.csv",
+                        "badvalue.csv",
+                        "short.csv",
+                        "missing.csv",
+                        "../x.csv",
+                        "/etc/passwd",
+                        "/import/ints.csv",
                     ],
                 );
                 format!("COPY LENS {l} FROM \"{f}\"")
@@ -435,7 +492,11 @@ impl Gen {
             "REDUCE LENS" => {
                 let l = self.any_lens();
                 let (s, e) = self.span();
-                let sel = if self.rng.gen_range(0..5) == 0 { self.selector() } else { String::new() };
+                let sel = if self.rng.gen_range(0..5) == 0 {
+                    self.selector()
+                } else {
+                    String::new()
+                };
                 let f = *pick(&mut self.rng, FUNCS);
                 format!("REDUCE LENS {l} {s} {e}{sel} USING {f}")
             }
@@ -452,10 +513,18 @@ impl Gen {
             "START TRANSACTION" => "START TRANSACTION".into(),
             "COMMIT" => "COMMIT".into(),
             "ROLLBACK" => "ROLLBACK".into(),
-            "CREATE USER" => format!("CREATE USER {} PASSWORD \"p{}\"", pick(r, USERS), r.gen_range(1..3)),
+            "CREATE USER" => format!(
+                "CREATE USER {} PASSWORD \"p{}\"",
+                pick(r, USERS),
+                r.gen_range(1..3)
+            ),
             "DROP USER" => {
                 // Dropping the admin locks most of an auth seed out: keep it rare.
-                let u = if r.gen_range(0..10) == 0 { "admin" } else { pick(r, &["u1", "u2"]) };
+                let u = if r.gen_range(0..10) == 0 {
+                    "admin"
+                } else {
+                    pick(r, &["u1", "u2"])
+                };
                 format!("DROP USER {u}")
             }
             "SHOW USERS" => "SHOW USERS".into(),
