@@ -27,8 +27,11 @@ pub struct Config {
     pub bootstrap_admin: Option<(String, String)>,
     pub import_dir: Option<String>,
     pub default_database: Option<String>,
-    /// Automatic compaction once a lens has more runs than this.
+    /// Automatic compaction once a lens has more runs (layers not yet compacted, plus
+    /// compacted runs) than this...
     pub compact_threshold: usize,
+    /// ...or than this database's own threshold, where one is set.
+    pub compact_thresholds: BTreeMap<String, usize>,
     /// Reads estimated to touch more stored intervals than this run as jobs.
     pub job_threshold: usize,
     pub max_txn_statements: usize,
@@ -47,6 +50,7 @@ impl Default for Config {
             import_dir: None,
             default_database: None,
             compact_threshold: 32,
+            compact_thresholds: BTreeMap::new(),
             job_threshold: 1 << 16,
             max_txn_statements: 100_000,
             argon2: Argon2Params::PRODUCTION,

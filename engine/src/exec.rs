@@ -729,7 +729,13 @@ impl Engine {
         if self.compacting.contains(&b.uid) {
             return;
         }
-        let Some(r) = b.plan_auto(self.cfg.compact_threshold) else {
+        let cfg = &self.cfg;
+        let threshold = cfg
+            .compact_thresholds
+            .get(db)
+            .copied()
+            .unwrap_or(cfg.compact_threshold);
+        let Some(r) = b.plan_auto(threshold) else {
             return;
         };
         let (uid, runs) = (b.uid, b.runs[r].to_vec());

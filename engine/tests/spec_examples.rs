@@ -519,3 +519,41 @@ fn status_shape() {
         )
     );
 }
+
+#[test]
+fn compaction_threshold_is_per_database() {
+    use tau_engine::catalog::Lens;
+    let mut d = SyncDriver::new(Config {
+        compact_threshold: 1000,
+        compact_thresholds: [("hot".to_string(), 2)].into_iter().collect(),
+        ..Config::default()
+    });
+    d.open(1);
+    for db in ["hot", "cold"] {
+        for s in [
+            format!("CREATE DATABASE {db}"),
+            format!("USE DATABASE {db}"),
+            "CREATE LENS x int".into(),
+        ] {
+            assert_eq!(d.line(1, &s), "OK");
+        }
+        for i in 0..10 {
+            assert_eq!(d.line(1, &format!("APPEND LENS x {i} {} {i}", i + 5)), "OK");
+        }
+    }
+    let runs = |db: &str| match d.engine.state().db(db).unwrap().lenses.get("x") {
+        Some(Lens::Base(b)) => (b.runs.len(), b.history.len()),
+        _ => panic!("base lens"),
+    };
+    assert_eq!(
+        runs("cold"),
+        (10, 10),
+        "no compaction under the global threshold"
+    );
+    let (hot_runs, hot_layers) = runs("hot");
+    assert_eq!(hot_layers, 10, "compaction keeps every layer in history");
+    assert!(
+        hot_runs <= 2,
+        "hot database compacted down to {hot_runs} runs"
+    );
+}

@@ -13,6 +13,10 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tau_engine::{run_job, Config, ConnId, Effect, Engine, Event};
 
+/// Stack for threads that run engine code: derived lenses over derived lenses recurse,
+/// within the engine's nesting limits, deeper than std's 2 MiB default allows for.
+const STACK_BYTES: usize = 64 << 20;
+
 /// What the engine thread tells a connection's writer.
 #[derive(Debug)]
 pub enum ToConn {
@@ -73,6 +77,7 @@ impl Runtime {
         let loop_tx = tx.clone();
         let handle = std::thread::Builder::new()
             .name("tau-engine".into())
+            .stack_size(STACK_BYTES)
             .spawn(move || engine_loop(cfg, rx, loop_tx))
             .expect("spawn the engine thread");
         Runtime {
@@ -138,10 +143,18 @@ fn engine_loop(cfg: Config, rx: Receiver<Input>, tx: Sender<Input>) {
                 }
                 Effect::RunJob { token, job } => {
                     let tx = tx.clone();
-                    std::thread::spawn(move || {
+                    let run = move || {
                         let output = run_job(job);
                         let _ = tx.send(Input::Event(Event::JobDone { token, output }));
-                    });
+                    };
+                    let spawned = std::thread::Builder::new()
+                        .stack_size(STACK_BYTES)
+                        .spawn(run);
+                    // Out of threads: the job is lost and its connection would wait
+                    // forever, so say so loudly rather than hang silently.
+                    if let Err(e) = spawned {
+                        eprintln!("tau-io: cannot start a job thread: {e}");
+                    }
                 }
             }
         }
