@@ -11,10 +11,11 @@
 use crate::value::Value;
 use std::sync::Arc;
 
-/// Every `INDEX_STRIDE`-th start is copied into a small index, so that the first steps
-/// of a point lookup search an array that stays in cache (1/32 of the size), and only
-/// the last steps touch the big column.
-const INDEX_STRIDE: usize = 32;
+/// Every `INDEX_STRIDE`-th start is copied into a small index, so that a point lookup
+/// binary-searches an array that stays in cache (1/16 of the size) and then scans one
+/// stride of the big column (two cache lines). Measured in BENCHMARKS.md: strides 8 and 32,
+/// and binary search within the stride, were slower.
+const INDEX_STRIDE: usize = 16;
 
 /// Sorted, non-overlapping `[start, end)` intervals with values, in columns.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -93,7 +94,9 @@ impl Segs {
             let k = self.index.partition_point(|&s| s <= t) - 1;
             let lo = k * INDEX_STRIDE;
             let hi = (lo + INDEX_STRIDE).min(self.starts.len());
-            lo + self.starts[lo..hi].partition_point(|&s| s <= t)
+            // A linear scan of one stride reads adjacent cache lines, which the
+            // prefetcher streams; a binary search would wait on dependent misses.
+            lo + self.starts[lo..hi].iter().take_while(|&&s| s <= t).count()
         };
         (i > 0 && self.ends[i - 1] > t).then(|| i - 1)
     }
