@@ -238,7 +238,64 @@ fn batch_append() -> f64 {
     )
 }
 
+/// Single-interval APPEND statements through `step()`, one lens: statements/s for the
+/// first and the last 20,000 of 200,000 (a write must not get slower as layers pile up).
+fn single_appends() -> (f64, f64) {
+    let mut e = Engine::new(Config::default());
+    let mut fx = Vec::new();
+    e.step(0, Event::Open(1), &mut fx);
+    e.step(
+        0,
+        Event::Bytes(
+            1,
+            b"CREATE DATABASE db\nUSE DATABASE db\nCREATE LENS x float\n".to_vec(),
+        ),
+        &mut fx,
+    );
+    fx.clear();
+    let n = 200_000;
+    let mut rates = Vec::new();
+    let mut t0 = Instant::now();
+    for i in 0..n {
+        let line = format!("APPEND LENS x {} {} 1.5\n", i * 10, i * 10 + 10).into_bytes();
+        e.step(0, Event::Bytes(1, line), &mut fx);
+        // Complete automatic compactions at once, as a driver with idle workers would.
+        let jobs: Vec<_> = fx
+            .drain(..)
+            .filter_map(|f| match f {
+                Effect::RunJob { token, job } => Some((token, job)),
+                _ => None,
+            })
+            .collect();
+        for (token, job) in jobs {
+            e.step(
+                0,
+                Event::JobDone {
+                    token,
+                    output: tau_engine::run_job(job),
+                },
+                &mut fx,
+            );
+            fx.clear();
+        }
+        if (i + 1) % 20_000 == 0 {
+            rates.push(20_000.0 / t0.elapsed().as_secs_f64());
+            t0 = Instant::now();
+        }
+    }
+    (rates[0], rates[rates.len() - 1])
+}
+
 fn main() {
+    let (first, last) = single_appends();
+    println!(
+        "single APPEND via step(), first 20k:  {:>8.0} statements/s",
+        first
+    );
+    println!(
+        "single APPEND via step(), last 20k:   {:>8.0} statements/s",
+        last
+    );
     let span1 = N * 10;
     let one = one_layer();
     println!(

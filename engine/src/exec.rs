@@ -450,6 +450,10 @@ impl Engine {
         let dbname = self.current_db(id)?;
         // Writes validate against committed state plus the connection's own buffered
         // DDL; reads (and COMPACT) see committed state only, transaction or not.
+        //
+        // Both are Arc clones: every arm that goes on to commit must drop them first, or
+        // the commit's `Arc::make_mut` would copy the database and the lens (O(layers)
+        // per write; BENCHMARKS.md's single-APPEND figure catches that).
         let committed = self.state.db(&dbname)?.clone();
         let db = self.view(id).db(&dbname)?.clone();
         let ok = || Ok(Flow::Reply("OK".into()));
@@ -460,6 +464,7 @@ impl Engine {
             }
             S::CreateLens { name, ty } => {
                 self.need(id, &dbname, Perms::C)?;
+                drop((db, committed));
                 self.write(
                     id,
                     vec![Op::CreateLens {
@@ -473,11 +478,13 @@ impl Engine {
             S::DropLens(name) => {
                 db.lens(&name)?;
                 self.need(id, &dbname, Perms::D)?;
+                drop((db, committed));
                 self.write(id, vec![Op::DropLens { db: dbname, name }], fx)
             }
             S::Derive { name, expr } => {
                 crate::catalog::check_refs(&db, &expr)?;
                 self.need(id, &dbname, Perms::C)?;
+                drop((db, committed));
                 self.write(
                     id,
                     vec![Op::Derive {
@@ -492,6 +499,7 @@ impl Engine {
                 db.lens(&lens)?;
                 self.need(id, &dbname, Perms::U)?;
                 let ty = writable(&db, &lens, "APPEND")?;
+                drop((db, committed));
                 let in_txn = self.conns.get(&id).is_some_and(|c| c.txn.is_some());
                 let kept = in_txn.then(|| rows.clone());
                 match validate_rows(&lens, ty, rows)? {
