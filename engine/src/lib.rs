@@ -7,6 +7,7 @@
 
 pub mod ast;
 pub mod catalog;
+pub mod codec;
 pub mod copy;
 pub mod driver;
 pub mod engine;
@@ -20,6 +21,7 @@ pub mod query;
 pub mod reduce;
 pub mod sweep;
 pub mod value;
+pub mod wal;
 
 pub use engine::{Config, ConnId, Effect, Engine, Event, Token};
 pub use jobs::{run_job, Argon2Params, Job, JobOutput};
