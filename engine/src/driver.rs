@@ -62,6 +62,11 @@ impl SyncDriver {
         self.run(Event::Open(c));
     }
 
+    /// The client half-closes: no more input.
+    pub fn eof(&mut self, c: ConnId) {
+        self.run(Event::Eof(c));
+    }
+
     pub fn close(&mut self, c: ConnId) {
         self.run(Event::Closed(c));
     }

@@ -65,7 +65,12 @@ pub enum Event {
     Boot,
     Open(ConnId),
     Bytes(ConnId, Vec<u8>),
+    /// The connection is gone (reset, or the client vanished): drop it now, rolling back
+    /// an open transaction.
     Closed(ConnId),
+    /// The client finished sending (half-close): answer everything it sent, a final line
+    /// without `\n` included, then close.
+    Eof(ConnId),
     FileRead {
         token: Token,
         result: Result<Vec<u8>, String>,
@@ -128,6 +133,8 @@ pub(crate) struct Conn {
     queued_bytes: usize,
     /// Over-long input seen: answer what came before, then `ERR line too long`, close.
     too_long: bool,
+    /// Input ended: close once the queue is answered.
+    eof: bool,
     pub busy: bool,
     pub closing: bool,
     pub out: Vec<u8>,
@@ -230,6 +237,17 @@ impl Engine {
                 // A disconnect rolls back: the buffered transaction is simply dropped.
                 self.conns.remove(&id);
             }
+            Event::Eof(id) => {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    if !c.eof && !c.too_long && !c.buf.is_empty() {
+                        let line = std::mem::take(&mut c.buf);
+                        c.queued_bytes += line.len();
+                        c.queue.push_back(line);
+                    }
+                    c.eof = true;
+                }
+                self.pump(id, fx);
+            }
             Event::FileRead { token, result } => self.on_file(token, result, fx),
             Event::JobDone { token, output } => self.on_job(token, output, fx),
         }
@@ -248,7 +266,7 @@ impl Engine {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
-        if c.closing || c.too_long {
+        if c.closing || c.too_long || c.eof {
             return;
         }
         let mut rest = data;
@@ -291,6 +309,10 @@ impl Engine {
             let Some(line) = c.queue.pop_front() else {
                 if c.too_long {
                     c.out.extend_from_slice(b"ERR line too long\n");
+                    c.closing = true;
+                } else if c.eof {
+                    // Everything the client sent is answered. An open transaction ends
+                    // with the connection, so it rolls back.
                     c.closing = true;
                 }
                 return;

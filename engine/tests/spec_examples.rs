@@ -557,3 +557,21 @@ fn compaction_threshold_is_per_database() {
         "hot database compacted down to {hot_runs} runs"
     );
 }
+
+#[test]
+fn half_close_answers_everything_then_closes() {
+    let mut d = driver();
+    d.send(
+        1,
+        b"CREATE DATABASE db\nSTART TRANSACTION\nUSE DATABASE db\nSHOW DATABASES",
+    );
+    assert_eq!(d.take_lines(1), vec!["OK", "OK", "OK"]);
+    assert!(!d.is_closed(1));
+    // End of input: the last line needs no newline, then the connection closes.
+    d.eof(1);
+    assert_eq!(d.take_lines(1), vec!["NAMES 1; db"]);
+    assert!(d.is_closed(1));
+    // Bytes after the end of input are ignored.
+    d.send(1, b"SHOW STATUS\n");
+    assert!(d.take_lines(1).is_empty());
+}

@@ -79,20 +79,23 @@ fn serve(id: u64, stream: TcpStream, tx: Sender<Input>) {
     });
     let mut reader = stream;
     let mut buf = vec![0u8; 64 * 1024];
-    loop {
+    let end = loop {
         match reader.read(&mut buf) {
-            Ok(0) | Err(_) => break,
+            // A clean end of input may be a half-close: the client still reads replies,
+            // so the engine answers everything before it closes.
+            Ok(0) => break Event::Eof(id),
+            Err(_) => break Event::Closed(id),
             Ok(n) => {
                 if tx
                     .send(Input::Event(Event::Bytes(id, buf[..n].to_vec())))
                     .is_err()
                 {
-                    break;
+                    return;
                 }
             }
         }
-    }
-    let _ = tx.send(Input::Event(Event::Closed(id)));
+    };
+    let _ = tx.send(Input::Event(end));
 }
 
 fn main() {

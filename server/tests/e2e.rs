@@ -99,3 +99,16 @@ fn pipelined_statements_and_a_second_connection() {
     }
     assert_eq!(lines, ["ERR no active database", "OK", "VAL i0"]);
 }
+
+#[test]
+fn a_half_closed_client_gets_every_reply() {
+    use std::io::Read;
+    let (_server, addr) = start();
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.write_all(b"CREATE DATABASE d\nUSE DATABASE d\nSHOW DATABASES")
+        .unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    assert_eq!(all, "OK\nOK\nNAMES 1; d\n");
+}

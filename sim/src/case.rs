@@ -30,6 +30,9 @@ pub enum Op {
     },
     /// The client vanishes: the connection closes without QUIT.
     Close { conn: u8 },
+    /// Send everything queued plus `line` without its final newline, then half-close:
+    /// every line is answered, then the server closes.
+    Eof { conn: u8, line: String },
     /// The clock moves forward.
     Tick { ms: i64 },
     /// Complete held compaction jobs, in an order derived from `pick`.
@@ -58,6 +61,7 @@ impl Op {
                 format!("{} {conn} {sp} {line}", if *crlf { "S" } else { "s" })
             }
             Op::Close { conn } => format!("c {conn}"),
+            Op::Eof { conn, line } => format!("e {conn} {line}"),
             Op::Tick { ms } => format!("t {ms}"),
             Op::RunJobs { pick } => format!("k {pick}"),
         }
@@ -89,6 +93,13 @@ impl Op {
                     conn: num(c)? as u8,
                     splits,
                     crlf: tag == "S",
+                    line: line.to_string(),
+                }
+            }
+            "e" => {
+                let (c, line) = rest.split_once(' ').unwrap_or((rest, ""));
+                Op::Eof {
+                    conn: num(c)? as u8,
                     line: line.to_string(),
                 }
             }
@@ -196,6 +207,10 @@ mod tests {
                 line: "".into(),
             },
             Op::Close { conn: 3 },
+            Op::Eof {
+                conn: 1,
+                line: "SHOW STATUS".into(),
+            },
             Op::Tick { ms: 17 },
             Op::RunJobs { pick: 99 },
         ];

@@ -203,6 +203,7 @@ struct Totals {
     chunked: u64,
     pipelined: u64,
     disconnects: u64,
+    half_closes: u64,
     jobs: u64,
     held_jobs: u64,
     kinds: BTreeMap<String, (u64, u64)>,
@@ -217,6 +218,7 @@ impl Totals {
         self.chunked += s.chunked;
         self.pipelined += s.pipelined;
         self.disconnects += s.disconnects;
+        self.half_closes += s.half_closes;
         self.jobs += s.jobs;
         self.held_jobs += s.held_jobs;
         for (k, n) in &s.errors {
@@ -345,8 +347,8 @@ fn main() {
         t.statements as f64 / secs
     );
     println!(
-        "faults: {} split deliveries, {} pipelined sends, {} abrupt disconnects, {} off-loop jobs ({} held and completed out of order); disk faults: none yet (no storage layer)",
-        t.chunked, t.pipelined, t.disconnects, t.jobs, t.held_jobs
+        "faults: {} split deliveries, {} pipelined sends, {} abrupt disconnects, {} half-closes, {} off-loop jobs ({} held and completed out of order); disk faults: none yet (no storage layer)",
+        t.chunked, t.pipelined, t.disconnects, t.half_closes, t.jobs, t.held_jobs
     );
     println!("coverage (statement kind: ok/err):");
     for (k, (ok, err)) in &t.kinds {

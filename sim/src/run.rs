@@ -39,6 +39,7 @@ pub struct Stats {
     pub chunked: u64,
     pub pipelined: u64,
     pub disconnects: u64,
+    pub half_closes: u64,
     pub held_jobs: u64,
     pub jobs: u64,
     /// Statement kind → (OK-ish replies, ERR replies).
@@ -194,12 +195,17 @@ pub fn run(case: &Case) -> Outcome {
                     w.oracle.disconnect(*conn as u64);
                 }
             }
-            Op::Send {
-                conn,
-                splits,
-                crlf,
-                line,
-            } => {
+            Op::Send { .. } | Op::Eof { .. } => {
+                let (conn, splits, crlf, line, eof) = match op {
+                    Op::Send {
+                        conn,
+                        splits,
+                        crlf,
+                        line,
+                    } => (conn, &splits[..], *crlf, line, false),
+                    Op::Eof { conn, line } => (conn, &[][..], false, line, true),
+                    _ => unreachable!("matched above"),
+                };
                 let i = *conn as usize;
                 let id = *conn as u64;
                 let mut lines = std::mem::take(&mut buffers[i]);
@@ -213,11 +219,14 @@ pub fn run(case: &Case) -> Outcome {
                     w.pump(Event::Open(id));
                     w.oracle.connect(id);
                 }
-                let nl: &[u8] = if *crlf { b"\r\n" } else { b"\n" };
+                let nl: &[u8] = if crlf { b"\r\n" } else { b"\n" };
                 let mut bytes = Vec::new();
-                for l in &lines {
+                for (k, l) in lines.iter().enumerate() {
                     bytes.extend_from_slice(l.as_bytes());
-                    bytes.extend_from_slice(nl);
+                    // A half-closing client may end without a final newline.
+                    if !(eof && k + 1 == lines.len()) {
+                        bytes.extend_from_slice(nl);
+                    }
                 }
                 w.stats.sends += 1;
                 if !splits.is_empty() {
@@ -230,6 +239,10 @@ pub fn run(case: &Case) -> Outcome {
                         w.pump(Event::Bytes(id, bytes[at..s].to_vec()));
                         at = s;
                     }
+                }
+                if eof {
+                    w.stats.half_closes += 1;
+                    w.pump(Event::Eof(id));
                 }
                 // The oracle's answers, in order, stopping where it closes.
                 let mut expected = Vec::new();
@@ -294,6 +307,11 @@ pub fn run(case: &Case) -> Outcome {
                             stats: w.stats,
                         };
                     }
+                }
+                if eof && !oracle_closed {
+                    // Input ended: the server closes once everything is answered.
+                    w.oracle.disconnect(id);
+                    oracle_closed = true;
                 }
                 let engine_closed = w.closed.contains(&id);
                 if engine_closed != oracle_closed {

@@ -214,6 +214,12 @@ impl Gen {
                 ops.push(Op::Buffer { conn, line });
                 continue;
             }
+            if self.net.gen_bool(0.01) {
+                // Half-close after this line: the next statement starts a new session.
+                ops.push(Op::Eof { conn, line });
+                self.fresh[conn as usize] = true;
+                continue;
+            }
             let mut splits = Vec::new();
             if self.net.gen_bool(0.2) && line.len() > 1 {
                 for _ in 0..self.net.gen_range(1..4) {
