@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod layer;
 pub mod parse;
 pub mod query;
+pub mod recovery;
 pub mod reduce;
 pub mod sweep;
 pub mod value;
