@@ -1,31 +1,81 @@
-//! A synchronous driver for tests: executes every effect at once, in order, with
-//! in-memory files. It is the smallest correct driver, and the reference the real and
-//! simulated drivers must agree with.
+//! A synchronous driver for tests: executes every effect at once, in order, against an
+//! in-memory file system. It is the smallest correct driver, and the reference the real
+//! and simulated drivers must agree with. Every storage op is "durable" the moment it
+//! completes, so dropping a driver and starting a new one on its `files` is a crash and
+//! restart with nothing lost past the last completed op.
 
+use crate::durable::{StorageOp, StorageOut};
 use crate::engine::{Config, ConnId, Effect, Engine, Event};
 use crate::jobs::run_job;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 pub struct SyncDriver {
     pub engine: Engine,
-    /// Files COPY may read, by full path.
+    /// Files by full path: COPY sources and the store's own files.
     pub files: BTreeMap<String, Vec<u8>>,
     pub now_ms: i64,
+    /// Fail the next this-many fsyncs (fault injection).
+    pub fail_syncs: usize,
+    /// Storage ops executed, by kind (for group-commit tests).
+    pub syncs: usize,
+    pub log: Vec<String>,
+    pub fatal: Option<String>,
     received: BTreeMap<ConnId, Vec<u8>>,
     closed: BTreeSet<ConnId>,
 }
 
 impl SyncDriver {
     pub fn new(cfg: Config) -> SyncDriver {
+        SyncDriver::with_files(cfg, BTreeMap::new())
+    }
+
+    /// Start on existing files: a restart.
+    pub fn with_files(cfg: Config, files: BTreeMap<String, Vec<u8>>) -> SyncDriver {
         let mut d = SyncDriver {
             engine: Engine::new(cfg),
-            files: BTreeMap::new(),
+            files,
             now_ms: 0,
+            fail_syncs: 0,
+            syncs: 0,
+            log: Vec::new(),
+            fatal: None,
             received: BTreeMap::new(),
             closed: BTreeSet::new(),
         };
         d.run(Event::Boot);
         d
+    }
+
+    fn storage(&mut self, op: StorageOp) -> Result<StorageOut, String> {
+        match op {
+            StorageOp::CreateDir { .. } => Ok(StorageOut::Done),
+            StorageOp::ReadAll { path } => Ok(match self.files.get(&path) {
+                Some(b) => StorageOut::Bytes(b.clone()),
+                None => StorageOut::NotFound,
+            }),
+            StorageOp::Create { path, bytes } => {
+                self.files.insert(path, bytes);
+                Ok(StorageOut::Done)
+            }
+            StorageOp::Append { path, bytes } => {
+                self.files.entry(path).or_default().extend(bytes);
+                Ok(StorageOut::Done)
+            }
+            StorageOp::Sync { .. } => {
+                self.syncs += 1;
+                if self.fail_syncs > 0 {
+                    self.fail_syncs -= 1;
+                    return Err("Input/output error (os error 5)".into());
+                }
+                Ok(StorageOut::Done)
+            }
+            StorageOp::Truncate { path, len } => {
+                if let Some(f) = self.files.get_mut(&path) {
+                    f.truncate(len as usize);
+                }
+                Ok(StorageOut::Done)
+            }
+        }
     }
 
     /// Feed one event and everything it causes, until the engine is idle.
@@ -34,7 +84,7 @@ impl SyncDriver {
         let mut fx = Vec::new();
         while let Some(ev) = events.pop_front() {
             self.engine.step(self.now_ms, ev, &mut fx);
-            for e in fx.drain(..) {
+            for e in std::mem::take(&mut fx) {
                 match e {
                     Effect::Send(c, bytes) => self.received.entry(c).or_default().extend(bytes),
                     Effect::Close(c) => {
@@ -52,6 +102,12 @@ impl SyncDriver {
                         token,
                         output: run_job(job),
                     }),
+                    Effect::Storage { token, op } => {
+                        let result = self.storage(op);
+                        events.push_back(Event::StorageDone { token, result });
+                    }
+                    Effect::Log(l) => self.log.push(l),
+                    Effect::Fatal(m) => self.fatal = Some(m),
                 }
             }
         }

@@ -36,8 +36,11 @@ pub struct Config {
     pub job_threshold: usize,
     pub max_txn_statements: usize,
     pub argon2: Argon2Params,
-    /// Seed of the engine's ChaCha RNG (salts). The real driver draws it from the OS.
+    /// Seed of the engine's ChaCha RNG (salts, WAL nonces). The real driver draws it
+    /// from the OS.
     pub seed: u64,
+    /// `None`: in memory only. `Some`: durable (WAL in the data directory).
+    pub storage: Option<crate::durable::StorageConfig>,
 }
 
 impl Default for Config {
@@ -55,6 +58,7 @@ impl Default for Config {
             max_txn_statements: 100_000,
             argon2: Argon2Params::PRODUCTION,
             seed: 0,
+            storage: None,
         }
     }
 }
@@ -79,6 +83,11 @@ pub enum Event {
         token: Token,
         output: JobOutput,
     },
+    /// A storage op finished (see `durable::StorageOp`).
+    StorageDone {
+        token: Token,
+        result: Result<crate::durable::StorageOut, String>,
+    },
 }
 
 #[derive(Debug)]
@@ -94,6 +103,15 @@ pub enum Effect {
         token: Token,
         job: Job,
     },
+    /// Storage IO; a driver runs these strictly in the order they are emitted.
+    Storage {
+        token: Token,
+        op: crate::durable::StorageOp,
+    },
+    /// A line for the operator's log (recovery, storage failures).
+    Log(String),
+    /// The store cannot start (corruption, wrong key, unknown format): report and exit.
+    Fatal(String),
 }
 
 /// What a connection is waiting for.
@@ -162,6 +180,7 @@ pub struct Engine {
     /// Lens uids with an automatic compaction in flight.
     pub(crate) compacting: BTreeSet<u64>,
     pub(crate) now_ms: i64,
+    pub(crate) durable: Option<crate::durable::Durable>,
 }
 
 impl Engine {
@@ -176,7 +195,9 @@ impl Engine {
             rng,
             compacting: BTreeSet::new(),
             now_ms: 0,
+            durable: None,
         };
+        e.durable = e.cfg.storage.clone().map(crate::durable::Durable::new);
         e.bootstrap();
         e
     }
@@ -220,7 +241,8 @@ impl Engine {
         // The driver's clock may step back; the engine's never does.
         self.now_ms = self.now_ms.max(now_ms);
         match event {
-            Event::Boot => {}
+            Event::Boot => self.boot_storage(fx),
+            Event::StorageDone { token, result } => self.on_storage(token, result, fx),
             Event::Open(id) => {
                 let c = Conn {
                     db: self.cfg.default_database.clone(),
@@ -299,6 +321,10 @@ impl Engine {
 
     /// Run queued lines until the connection waits on something or runs dry.
     pub(crate) fn pump(&mut self, id: ConnId, fx: &mut Vec<Effect>) {
+        // During recovery, input waits in the queue.
+        if !self.serving() {
+            return;
+        }
         loop {
             let Some(c) = self.conns.get_mut(&id) else {
                 return;
@@ -416,7 +442,8 @@ impl Engine {
         if !self.conns.contains_key(&id) {
             return;
         }
-        self.finish_waiting(id, p.waiting, output, fx);
-        self.done_waiting(id, fx);
+        if !self.finish_waiting(id, p.waiting, output, fx) {
+            self.done_waiting(id, fx);
+        }
     }
 }

@@ -159,10 +159,11 @@ impl Engine {
     /// The state a statement on `id` validates against: committed state, plus the
     /// shape (DDL) of the connection's own open transaction.
     fn view(&self, id: ConnId) -> std::borrow::Cow<'_, State> {
+        let base = self.pending_state();
         match self.conns.get(&id).and_then(|c| c.txn.as_ref()) {
-            None => std::borrow::Cow::Borrowed(&self.state),
+            None => base,
             Some(buf) => {
-                let mut s = self.state.clone();
+                let mut s = base.into_owned();
                 let user = self.conns.get(&id).and_then(|c| c.user.as_deref());
                 for b in buf {
                     // A buffered statement whose rights were revoked since no longer
@@ -313,8 +314,7 @@ impl Engine {
             S::Commit => {
                 let c = self.conns.get_mut(&id).expect("live connection");
                 let buf = c.txn.take().ok_or("no active transaction")?;
-                self.commit_txn(id, buf, fx)?;
-                ok()
+                self.commit_txn(id, buf, fx)
             }
             S::ShowStatus => Ok(Flow::Reply(self.status(id))),
             S::ShowDatabases => Ok(Flow::Reply(names(self.state.dbs.keys()))),
@@ -325,14 +325,12 @@ impl Engine {
             }
             S::CreateDatabase(d) => {
                 self.need(id, "*", Perms::A)?;
-                self.commit(vec![Op::CreateDatabase(d)], fx)?;
-                ok()
+                self.commit_ok(id, vec![Op::CreateDatabase(d)], fx)
             }
             S::DropDatabase(d) => {
                 self.state.db(&d)?;
                 self.need(id, &d, Perms::A)?;
-                self.commit(vec![Op::DropDatabase(d)], fx)?;
-                ok()
+                self.commit_ok(id, vec![Op::DropDatabase(d)], fx)
             }
             S::CreateUser { name, password } => {
                 self.need(id, "*", Perms::A)?;
@@ -356,8 +354,7 @@ impl Engine {
             S::DropUser(u) => {
                 self.state.user(&u)?;
                 self.need(id, "*", Perms::A)?;
-                self.commit(vec![Op::DropUser(u)], fx)?;
-                ok()
+                self.commit_ok(id, vec![Op::DropUser(u)], fx)
             }
             S::ShowUsers => {
                 self.need(id, "*", Perms::A)?;
@@ -396,8 +393,7 @@ impl Engine {
         self.state.user(user)?;
         let db = db.clone();
         self.need(id, &db, Perms::A)?;
-        self.commit(vec![op], fx)?;
-        Ok(Flow::Reply("OK".into()))
+        self.commit_ok(id, vec![op], fx)
     }
 
     fn grants(&self, who: Option<&str>) -> String {
@@ -639,10 +635,22 @@ impl Engine {
             for op in ops {
                 self.buffer(id, op, None)?;
             }
+            Ok(Flow::Reply("OK".into()))
+        } else {
+            self.commit_ok(id, ops, fx)
+        }
+    }
+
+    /// Commit `ops` for connection `id`, answering `OK` when they are durable: at once in
+    /// memory, after the covering sync in durable mode.
+    fn commit_ok(&mut self, id: ConnId, ops: Vec<Op>, fx: &mut Vec<Effect>) -> Res<Flow> {
+        if self.durable.is_some() {
+            self.submit(ops, Some((id, "OK".into())), fx)?;
+            Ok(Flow::Busy)
         } else {
             self.commit(ops, fx)?;
+            Ok(Flow::Reply("OK".into()))
         }
-        Ok(Flow::Reply("OK".into()))
     }
 
     /// Accept one statement into the connection's open transaction.
@@ -667,9 +675,10 @@ impl Engine {
     /// COMMIT: re-check every buffered statement in order (rights, then the statement
     /// itself against the state as the earlier ones left it), then apply all of them
     /// at once with one `written_at`, or nothing.
-    fn commit_txn(&mut self, id: ConnId, buf: Vec<Buffered>, fx: &mut Vec<Effect>) -> Res<()> {
+    fn commit_txn(&mut self, id: ConnId, buf: Vec<Buffered>, fx: &mut Vec<Effect>) -> Res<Flow> {
         let written_at = self.now_ms.max(self.state.written_at);
-        let mut scratch = self.state.clone();
+        let mut scratch = self.pending_state().into_owned();
+        let mut final_ops = Vec::new();
         let mut touched = Vec::new();
         for b in buf {
             // The usual order per statement: unknown names, then rights, then the rest.
@@ -703,13 +712,25 @@ impl Engine {
             if let Op::Append { db, lens, .. } = &op {
                 touched.push((db.clone(), lens.clone()));
             }
+            if self.durable.is_some() {
+                final_ops.push(op.clone());
+            }
             scratch.apply(op, written_at)?;
+        }
+        if self.durable.is_some() {
+            if final_ops.is_empty() {
+                return Ok(Flow::Reply("OK".into()));
+            }
+            // Checked above in statement order; durable once the covering sync is done.
+            drop(scratch);
+            self.submit(final_ops, Some((id, "OK".into())), fx)?;
+            return Ok(Flow::Busy);
         }
         self.state = scratch;
         for (db, lens) in touched {
             self.maybe_compact(&db, &lens, fx);
         }
-        Ok(())
+        Ok(Flow::Reply("OK".into()))
     }
 
     /// Apply a commit atomically with one `written_at`, then consider compaction.
@@ -729,7 +750,7 @@ impl Engine {
         Ok(())
     }
 
-    fn maybe_compact(&mut self, db: &str, lens: &str, fx: &mut Vec<Effect>) {
+    pub(crate) fn maybe_compact(&mut self, db: &str, lens: &str, fx: &mut Vec<Effect>) {
         let Ok(d) = self.state.db(db) else { return };
         let Some(Lens::Base(b)) = d.lenses.get(lens) else {
             return;
@@ -777,13 +798,15 @@ impl Engine {
         }
     }
 
+    /// Answer a connection whose job finished. Returns true if it now waits on
+    /// something else (a durable commit).
     pub(crate) fn finish_waiting(
         &mut self,
         id: ConnId,
         waiting: Option<Waiting>,
         output: JobOutput,
         fx: &mut Vec<Effect>,
-    ) {
+    ) -> bool {
         let reply = match (waiting, output) {
             (Some(Waiting::Auth { user }), JobOutput::Verified(ok)) => {
                 if ok && self.state.users.contains_key(&user) {
@@ -794,12 +817,14 @@ impl Engine {
                 } else {
                     self.say(id, "ERR authentication failed");
                     self.close_after_reply(id);
-                    return;
+                    return false;
                 }
             }
             (Some(Waiting::CreateUser { name }), JobOutput::Hashed(phc)) => {
-                match phc.and_then(|phc| self.commit(vec![Op::CreateUser { name, phc }], fx)) {
-                    Ok(()) => "OK".into(),
+                match phc.and_then(|phc| self.commit_ok(id, vec![Op::CreateUser { name, phc }], fx))
+                {
+                    Ok(Flow::Busy) => return true,
+                    Ok(_) => "OK".into(),
                     Err(e) => format!("ERR {e}"),
                 }
             }
@@ -816,6 +841,7 @@ impl Engine {
                         segs: Arc::new(segs),
                     };
                     match self.write(id, vec![op], fx) {
+                        Ok(Flow::Busy) => return true,
                         Ok(_) => "OK".into(),
                         Err(e) => format!("ERR {e}"),
                     }
@@ -824,6 +850,7 @@ impl Engine {
             (_, out) => format!("ERR internal error: unexpected job output {out:?}"),
         };
         self.say(id, &reply);
+        false
     }
 }
 

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod codec;
 pub mod copy;
 pub mod driver;
+pub mod durable;
 pub mod engine;
 pub mod exec;
 pub mod expr;

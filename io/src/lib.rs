@@ -7,10 +7,12 @@
 //! side onto smol; the engine-facing contract (events in, effects out) does not change.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::time::{SystemTime, UNIX_EPOCH};
+use tau_engine::durable::{StorageOp, StorageOut};
 use tau_engine::{run_job, Config, ConnId, Effect, Engine, Event};
 
 /// Stack for threads that run engine code: derived lenses over derived lenses recurse,
@@ -100,8 +102,95 @@ impl Drop for Runtime {
     }
 }
 
+/// fsync a directory, so that a create, rename or truncate in it survives a crash.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn parent(path: &str) -> PathBuf {
+    Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Execute one storage op. Append handles stay open between ops.
+fn storage_op(files: &mut BTreeMap<String, File>, op: StorageOp) -> std::io::Result<StorageOut> {
+    Ok(match op {
+        StorageOp::CreateDir { path } => {
+            std::fs::create_dir_all(&path)?;
+            sync_dir(&parent(&path))?;
+            StorageOut::Done
+        }
+        StorageOp::ReadAll { path } => match std::fs::read(&path) {
+            Ok(b) => StorageOut::Bytes(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => StorageOut::NotFound,
+            Err(e) => return Err(e),
+        },
+        StorageOp::Create { path, bytes } => {
+            // Write a temporary file, sync it, rename it over, sync the directory.
+            files.remove(&path);
+            let tmp = format!("{path}.tmp");
+            let mut f = File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            sync_dir(&parent(&path))?;
+            StorageOut::Done
+        }
+        StorageOp::Append { path, bytes } => {
+            if !files.contains_key(&path) {
+                let f = OpenOptions::new().append(true).open(&path)?;
+                files.insert(path.clone(), f);
+            }
+            files
+                .get_mut(&path)
+                .expect("opened above")
+                .write_all(&bytes)?;
+            StorageOut::Done
+        }
+        StorageOp::Sync { path } => {
+            match files.get(&path) {
+                Some(f) => f.sync_data()?,
+                None => File::open(&path)?.sync_data()?,
+            }
+            StorageOut::Done
+        }
+        StorageOp::Truncate { path, len } => {
+            files.remove(&path);
+            let f = OpenOptions::new().write(true).open(&path)?;
+            f.set_len(len)?;
+            f.sync_all()?;
+            StorageOut::Done
+        }
+    })
+}
+
+/// The storage thread: runs ops strictly in the order the engine emitted them (so a
+/// sync covers every append before it) and reports each completion.
+fn storage_loop(rx: Receiver<(u64, StorageOp)>, tx: Sender<Input>) {
+    let mut files = BTreeMap::new();
+    while let Ok((token, op)) = rx.recv() {
+        let result = storage_op(&mut files, op).map_err(|e| e.to_string());
+        if tx
+            .send(Input::Event(Event::StorageDone { token, result }))
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
 fn engine_loop(cfg: Config, rx: Receiver<Input>, tx: Sender<Input>) {
     let import_dir: Option<PathBuf> = cfg.import_dir.as_ref().map(PathBuf::from);
+    let (stx, srx) = channel::<(u64, StorageOp)>();
+    {
+        let tx = tx.clone();
+        std::thread::Builder::new()
+            .name("tau-storage".into())
+            .spawn(move || storage_loop(srx, tx))
+            .expect("spawn the storage thread");
+    }
     let mut engine = Engine::new(cfg);
     let mut conns: BTreeMap<ConnId, Sender<ToConn>> = BTreeMap::new();
     let mut fx = Vec::new();
@@ -140,6 +229,15 @@ fn engine_loop(cfg: Config, rx: Receiver<Input>, tx: Sender<Input>) {
                         let result = read_import(dir.as_deref(), &path);
                         let _ = tx.send(Input::Event(Event::FileRead { token, result }));
                     });
+                }
+                Effect::Storage { token, op } => {
+                    let _ = stx.send((token, op));
+                }
+                Effect::Log(line) => eprintln!("tau: {line}"),
+                Effect::Fatal(msg) => {
+                    // Refuse to start: never serve from a store that cannot be trusted.
+                    eprintln!("tau: fatal: {msg}");
+                    std::process::exit(1);
                 }
                 Effect::RunJob { token, job } => {
                     let tx = tx.clone();
@@ -185,6 +283,50 @@ mod tests {
             String::from_utf8(got).unwrap(),
             "OK\nOK\nNAMES 1; d\nOK BYE\n"
         );
+    }
+
+    fn roundtrip(tx: &Sender<Input>, id: u64, stmts: &str) -> String {
+        let (wtx, wrx) = channel();
+        tx.send(Input::Open(id, wtx)).unwrap();
+        tx.send(Input::Event(Event::Bytes(
+            id,
+            format!("{stmts}QUIT\n").into_bytes(),
+        )))
+        .unwrap();
+        let mut got = Vec::new();
+        let wait = std::time::Duration::from_secs(10);
+        while let ToConn::Bytes(b) = wrx.recv_timeout(wait).unwrap() {
+            got.extend(b);
+        }
+        String::from_utf8(got).unwrap()
+    }
+
+    #[test]
+    fn durable_writes_survive_a_restart_on_real_files() {
+        let dir = std::env::temp_dir().join(format!("tau-io-durable-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cfg = || Config {
+            storage: Some(tau_engine::durable::StorageConfig {
+                dir: dir.join("data").to_string_lossy().into_owned(),
+                key: None,
+                repair: false,
+            }),
+            ..Config::default()
+        };
+        {
+            let rt = Runtime::start(cfg());
+            let out = roundtrip(
+                &rt.sender(),
+                1,
+                "CREATE DATABASE d\nUSE DATABASE d\nCREATE LENS x int\nAPPEND LENS x 0 10 7\n",
+            );
+            assert_eq!(out, "OK\nOK\nOK\nOK\nOK BYE\n");
+        }
+        let rt = Runtime::start(cfg());
+        let out = roundtrip(&rt.sender(), 1, "USE DATABASE d\nAT LENS x 5\n");
+        assert_eq!(out, "OK\nVAL i7\nOK BYE\n");
+        drop(rt);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

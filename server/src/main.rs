@@ -9,23 +9,35 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Sender};
+use tau_engine::durable::StorageConfig;
+use tau_engine::wal::WalKey;
 use tau_engine::{Config, Event};
 use tau_io::{os_seed, Input, Runtime, ToConn};
 
-const HELP: &str = "tau-server: the Tau time-series database server (in-memory preview)
+const HELP: &str = "tau-server: the Tau time-series database server (preview)
 
-usage: tau-server [--bind ADDR:PORT] [--import-dir DIR] [--max-line-bytes N] [--insecure]
+usage: tau-server [--bind ADDR:PORT] [--data-dir DIR | --in-memory] [--key-file FILE]
+                  [--repair] [--import-dir DIR] [--max-line-bytes N] [--insecure]
 
   --bind ADDR:PORT      listen address (default 127.0.0.1:7070)
+  --data-dir DIR        where the write-ahead log lives (default ./tau-data); every OK
+                        to a write means it is fsynced there
+  --in-memory           keep nothing on disk (data is lost when the server stops)
+  --key-file FILE       encrypt the log with AES-256-GCM; FILE holds 64 hex characters
+                        (or set TAU_KEY to them)
+  --repair              on a corrupt log, keep the intact prefix instead of refusing to
+                        start (what is discarded is logged)
   --import-dir DIR      directory COPY may read from (default: COPY disabled)
   --max-line-bytes N    longest accepted statement line (default 1048576)
   --insecure            allow a non-loopback bind while authentication is off
-  -h, --help            this text
-
-Data is kept in memory only in this version.";
+  -h, --help            this text";
 
 struct Args {
     bind: String,
+    data_dir: String,
+    in_memory: bool,
+    key_file: Option<String>,
+    repair: bool,
     import_dir: Option<String>,
     max_line: usize,
     insecure: bool,
@@ -34,6 +46,10 @@ struct Args {
 fn args() -> Result<Args, String> {
     let mut a = Args {
         bind: "127.0.0.1:7070".into(),
+        data_dir: "./tau-data".into(),
+        in_memory: false,
+        key_file: None,
+        repair: false,
         import_dir: None,
         max_line: 1 << 20,
         insecure: false,
@@ -44,6 +60,10 @@ fn args() -> Result<Args, String> {
         match f.as_str() {
             "--bind" => a.bind = val()?,
             "--import-dir" => a.import_dir = Some(val()?),
+            "--data-dir" => a.data_dir = val()?,
+            "--in-memory" => a.in_memory = true,
+            "--key-file" => a.key_file = Some(val()?),
+            "--repair" => a.repair = true,
             "--max-line-bytes" => {
                 a.max_line = val()?.parse().map_err(|_| "bad --max-line-bytes")?
             }
@@ -125,14 +145,48 @@ fn main() {
             std::process::exit(1);
         }
     };
+    let key_hex = match (&a.key_file, std::env::var("TAU_KEY")) {
+        (Some(f), _) => match std::fs::read_to_string(f) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("tau-server: cannot read --key-file {f}: {e}");
+                std::process::exit(2);
+            }
+        },
+        (None, Ok(t)) => Some(t),
+        (None, Err(_)) => None,
+    };
+    let key = match key_hex.map(|t| WalKey::from_hex(&t)) {
+        Some(Ok(k)) => Some(k),
+        Some(Err(e)) => {
+            eprintln!("tau-server: bad encryption key: {e}");
+            std::process::exit(2);
+        }
+        None => None,
+    };
+    let storage = (!a.in_memory).then(|| StorageConfig {
+        dir: a.data_dir.clone(),
+        key: key.clone(),
+        repair: a.repair,
+    });
     let rt = Runtime::start(Config {
         import_dir: a.import_dir,
         max_line_bytes: a.max_line,
         seed: os_seed(),
+        storage,
         ..Config::default()
     });
     let local = listener.local_addr().unwrap_or(addr);
-    eprintln!("tau-server: serving on {local} (in memory, auth off)");
+    let mode = if a.in_memory {
+        "in memory".to_string()
+    } else {
+        format!(
+            "data in {}{}",
+            a.data_dir,
+            if key.is_some() { ", encrypted" } else { "" }
+        )
+    };
+    eprintln!("tau-server: serving on {local} ({mode}, auth off)");
     let next = AtomicU64::new(1);
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };

@@ -5,17 +5,44 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 
-struct Server(std::process::Child);
+struct Server(std::process::Child, Option<TempDir>);
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        // The data directory (field 1) is removed after the server is gone.
     }
 }
 
+/// A fresh data directory per server, removed when the test ends.
+pub struct TempDir(pub std::path::PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn temp_dir(tag: &str) -> TempDir {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let p = std::env::temp_dir().join(format!("tau-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    TempDir(p)
+}
+
 fn start() -> (Server, String) {
+    let dir = temp_dir("e2e");
+    let data = dir.0.to_string_lossy().into_owned();
+    let (mut s, a) = start_with(&["--data-dir", &data]);
+    s.1 = Some(dir);
+    (s, a)
+}
+
+fn start_with(extra: &[&str]) -> (Server, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tau-server"))
         .args(["--bind", "127.0.0.1:0"])
+        .args(extra)
         .stderr(Stdio::piped())
         .spawn()
         .expect("start tau-server");
@@ -29,7 +56,7 @@ fn start() -> (Server, String) {
         .and_then(|r| r.split_whitespace().next())
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_string();
-    (Server(child), addr)
+    (Server(child, None), addr)
 }
 
 #[test]

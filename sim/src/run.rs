@@ -110,6 +110,12 @@ impl World {
                             }),
                         })
                     }
+                    Effect::Storage { .. } | Effect::Fatal(_) => {
+                        unreachable!(
+                            "the simulator runs the engine in memory until it models a disk"
+                        )
+                    }
+                    Effect::Log(_) => {}
                     Effect::RunJob { token, job } => {
                         self.stats.jobs += 1;
                         if self.hold && matches!(job, Job::Compact { .. }) {

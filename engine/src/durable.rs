@@ -1,0 +1,398 @@
+//! Durability as engine logic: boot and recovery, the commit pipeline with group commit,
+//! and fail-stop on IO errors. All IO is asked for through [`Effect::Storage`], in order:
+//! a driver must execute storage ops one after another, so a `Sync` covers every
+//! `Append` issued before it.
+//!
+//! The rules:
+//! - **Validated against what is coming, applied when durable.** A commit is checked
+//!   against committed state plus every commit still in flight. Its record is appended
+//!   to the WAL, and the state changes (and `OK` is sent) only after a sync that covers
+//!   the record has completed. A reader never sees data that could vanish in a crash.
+//! - **Group commit.** While a sync is in flight, new records are appended; when the sync
+//!   completes, one new sync covers all of them.
+//! - **Fail-stop.** A failed append or sync stops the store acknowledging writes
+//!   (fsyncgate). Nothing retries the sync and pretends. Waiting writers and every later
+//!   write get `ERR storage error: <why>`; reads keep working on the durable state.
+//! - **Recovery** reads the WAL (`recovery::recover`): a torn tail is truncated and
+//!   logged, and anything else that is wrong refuses to start ([`Effect::Fatal`]).
+
+use crate::catalog::{Lens, Op, State};
+use crate::codec::{encode, CommitUnit};
+use crate::engine::{ConnId, Effect, Engine, Token};
+use crate::wal::{self, WalKey};
+use std::collections::VecDeque;
+
+/// Where and how the store keeps its data.
+#[derive(Clone, Debug)]
+pub struct StorageConfig {
+    /// The data directory.
+    pub dir: String,
+    /// Encrypt WAL records (AES-256-GCM) with this key.
+    pub key: Option<WalKey>,
+    /// On corruption, keep the intact prefix instead of refusing to start.
+    pub repair: bool,
+}
+
+/// One IO request. Paths are full paths.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StorageOp {
+    /// Create the directory (and its parents) and sync its parent directory.
+    CreateDir { path: String },
+    /// The whole file, or `StorageOut::NotFound`.
+    ReadAll { path: String },
+    /// Replace the file with `bytes`, sync it, sync its directory.
+    Create { path: String, bytes: Vec<u8> },
+    /// Append to the end of the file (no sync).
+    Append { path: String, bytes: Vec<u8> },
+    /// fsync the file's data.
+    Sync { path: String },
+    /// Cut the file to `len` bytes and sync it.
+    Truncate { path: String, len: u64 },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum StorageOut {
+    Done,
+    Bytes(Vec<u8>),
+    NotFound,
+}
+
+/// What a storage token is waiting for.
+#[derive(Clone, Debug)]
+pub(crate) enum StorageWait {
+    CreateDir,
+    ReadWal,
+    Prepared,
+    Append,
+    Sync { covers: usize },
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Recovering,
+    Ready,
+    /// Writes stopped; reads go on. The reason, for every refused write.
+    Failed(String),
+    /// Recovery refused to start.
+    Fatal(String),
+}
+
+/// A commit whose record is in the WAL but not yet known to be durable.
+pub(crate) struct Inflight {
+    unit: CommitUnit,
+    /// The connection waiting for it, and the reply it gets once durable.
+    waiter: Option<(ConnId, String)>,
+}
+
+pub(crate) struct Durable {
+    pub cfg: StorageConfig,
+    pub wal: String,
+    pub phase: Phase,
+    inflight: VecDeque<Inflight>,
+    /// A sync is in flight.
+    syncing: bool,
+    pub(crate) waits: std::collections::BTreeMap<Token, StorageWait>,
+    /// Statistics for SHOW STATUS and the benchmarks.
+    pub syncs: u64,
+    pub records: u64,
+}
+
+impl Durable {
+    pub fn new(cfg: StorageConfig) -> Durable {
+        let wal = format!("{}/wal.log", cfg.dir.trim_end_matches('/'));
+        Durable {
+            cfg,
+            wal,
+            phase: Phase::Recovering,
+            inflight: VecDeque::new(),
+            syncing: false,
+            waits: Default::default(),
+            syncs: 0,
+            records: 0,
+        }
+    }
+}
+
+impl Engine {
+    fn storage_op(&mut self, wait: StorageWait, op: StorageOp, fx: &mut Vec<Effect>) {
+        let token = self.token();
+        self.durable
+            .as_mut()
+            .expect("storage ops only in durable mode")
+            .waits
+            .insert(token, wait);
+        fx.push(Effect::Storage { token, op });
+    }
+
+    /// Boot: make sure the directory exists, then read the WAL.
+    pub(crate) fn boot_storage(&mut self, fx: &mut Vec<Effect>) {
+        let Some(d) = &self.durable else { return };
+        let (dir, wal) = (d.cfg.dir.clone(), d.wal.clone());
+        self.storage_op(
+            StorageWait::CreateDir,
+            StorageOp::CreateDir { path: dir },
+            fx,
+        );
+        self.storage_op(StorageWait::ReadWal, StorageOp::ReadAll { path: wal }, fx);
+    }
+
+    /// Ready to serve statements?
+    pub(crate) fn serving(&self) -> bool {
+        self.durable
+            .as_ref()
+            .is_none_or(|d| matches!(d.phase, Phase::Ready | Phase::Failed(_)))
+    }
+
+    fn fatal(&mut self, why: String, fx: &mut Vec<Effect>) {
+        if let Some(d) = &mut self.durable {
+            d.phase = Phase::Fatal(why.clone());
+        }
+        fx.push(Effect::Fatal(why));
+    }
+
+    /// Stop acknowledging writes for good: every waiting writer hears why.
+    fn fail(&mut self, why: String, fx: &mut Vec<Effect>) {
+        let Some(d) = &mut self.durable else { return };
+        if !matches!(d.phase, Phase::Ready) {
+            return;
+        }
+        d.phase = Phase::Failed(why.clone());
+        let lost: Vec<Inflight> = d.inflight.drain(..).collect();
+        fx.push(Effect::Log(format!(
+            "storage: {why}; no longer accepting writes ({} unacknowledged commits dropped)",
+            lost.len()
+        )));
+        for inf in lost {
+            if let Some((id, _)) = inf.waiter {
+                self.say(id, &format!("ERR storage error: {why}"));
+                self.done_waiting(id, fx);
+            }
+        }
+    }
+
+    pub(crate) fn on_storage(
+        &mut self,
+        token: Token,
+        result: Result<crate::durable::StorageOut, String>,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(d) = &mut self.durable else { return };
+        let Some(wait) = d.waits.remove(&token) else {
+            return;
+        };
+        let (dir, wal) = (d.cfg.dir.clone(), d.wal.clone());
+        match wait {
+            StorageWait::CreateDir => {
+                if let Err(e) = result {
+                    self.fatal(format!("cannot create the data directory {dir}: {e}"), fx);
+                }
+            }
+            StorageWait::ReadWal => {
+                if matches!(d.phase, Phase::Fatal(_)) {
+                    return;
+                }
+                let bytes = match result {
+                    Err(e) => return self.fatal(format!("cannot read {wal}: {e}"), fx),
+                    Ok(StorageOut::NotFound) => Vec::new(),
+                    Ok(StorageOut::Bytes(b)) => b,
+                    Ok(StorageOut::Done) => unreachable!("ReadAll returns bytes"),
+                };
+                let (key, repair) = (d.cfg.key.clone(), d.cfg.repair);
+                if bytes.is_empty() {
+                    // A new store: a WAL with just its header, synced with its directory.
+                    let op = StorageOp::Create {
+                        path: wal,
+                        bytes: wal::header(key.is_some()).to_vec(),
+                    };
+                    return self.storage_op(StorageWait::Prepared, op, fx);
+                }
+                match crate::recovery::recover(&bytes, &wal, key.as_ref(), repair) {
+                    Err(msg) => self.fatal(msg, fx),
+                    Ok(r) => {
+                        fx.extend(r.messages.into_iter().map(Effect::Log));
+                        fx.push(Effect::Log(format!(
+                            "recovery: {wal}: replayed {} commits ({} intervals)",
+                            r.units, r.intervals
+                        )));
+                        self.state = r.state;
+                        let op = if r.valid_len < wal::HEADER_LEN {
+                            StorageOp::Create {
+                                path: wal,
+                                bytes: wal::header(key.is_some()).to_vec(),
+                            }
+                        } else if r.valid_len < bytes.len() {
+                            StorageOp::Truncate {
+                                path: wal,
+                                len: r.valid_len as u64,
+                            }
+                        } else {
+                            return self.ready(fx);
+                        };
+                        self.storage_op(StorageWait::Prepared, op, fx);
+                    }
+                }
+            }
+            StorageWait::Prepared => match result {
+                Err(e) => self.fatal(format!("cannot prepare {wal}: {e}"), fx),
+                Ok(_) => self.ready(fx),
+            },
+            StorageWait::Append => {
+                if let Err(e) = result {
+                    self.fail(format!("cannot append to {wal}: {e}"), fx);
+                }
+            }
+            StorageWait::Sync { covers } => {
+                d.syncing = false;
+                match result {
+                    Err(e) => self.fail(format!("fsync of {wal} failed: {e}"), fx),
+                    Ok(_) => self.synced(covers, fx),
+                }
+            }
+        }
+    }
+
+    fn ready(&mut self, fx: &mut Vec<Effect>) {
+        if let Some(d) = &mut self.durable {
+            d.phase = Phase::Ready;
+        }
+        // Recovery rebuilt raw layers: let compaction catch up.
+        let lenses: Vec<(String, String)> = self
+            .state
+            .dbs
+            .iter()
+            .flat_map(|(db, d)| {
+                d.lenses
+                    .iter()
+                    .filter(|(_, l)| matches!(l, Lens::Base(_)))
+                    .map(move |(n, _)| (db.clone(), n.clone()))
+            })
+            .collect();
+        for (db, lens) in lenses {
+            self.maybe_compact(&db, &lens, fx);
+        }
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.pump(id, fx);
+        }
+    }
+
+    /// The first `covers` in-flight commits are durable: apply them in WAL order, then
+    /// answer their writers, then start the next sync for whatever arrived meanwhile.
+    fn synced(&mut self, covers: usize, fx: &mut Vec<Effect>) {
+        let Some(d) = &mut self.durable else { return };
+        if !matches!(d.phase, Phase::Ready) {
+            return;
+        }
+        d.syncs += 1;
+        let done: Vec<Inflight> = d.inflight.drain(..covers.min(d.inflight.len())).collect();
+        let mut waiters = Vec::new();
+        for inf in done {
+            let touched: Vec<(String, String)> = inf
+                .unit
+                .ops
+                .iter()
+                .filter_map(|op| match op {
+                    Op::Append { db, lens, .. } => Some((db.clone(), lens.clone())),
+                    _ => None,
+                })
+                .collect();
+            // Validated against exactly this sequence of states when it was submitted.
+            let applied = self.state.commit(inf.unit.ops, inf.unit.written_at);
+            assert!(
+                applied.is_ok(),
+                "a validated commit failed to apply: {applied:?}"
+            );
+            for (db, lens) in touched {
+                self.maybe_compact(&db, &lens, fx);
+            }
+            waiters.extend(inf.waiter);
+        }
+        for (id, reply) in waiters {
+            self.say(id, &reply);
+            self.done_waiting(id, fx);
+        }
+        self.maybe_sync(fx);
+    }
+
+    fn maybe_sync(&mut self, fx: &mut Vec<Effect>) {
+        let Some(d) = &mut self.durable else { return };
+        if d.syncing || d.inflight.is_empty() || !matches!(d.phase, Phase::Ready) {
+            return;
+        }
+        d.syncing = true;
+        let covers = d.inflight.len();
+        let path = d.wal.clone();
+        self.storage_op(StorageWait::Sync { covers }, StorageOp::Sync { path }, fx);
+    }
+
+    /// Committed state plus every commit in flight: what a new write is checked against.
+    pub(crate) fn pending_state(&self) -> std::borrow::Cow<'_, State> {
+        let Some(d) = &self.durable else {
+            return std::borrow::Cow::Borrowed(&self.state);
+        };
+        let shapeless = |i: &Inflight| i.unit.ops.iter().all(|o| matches!(o, Op::Append { .. }));
+        if d.inflight.iter().all(shapeless) {
+            // Only appends in flight: they change no name or type, so the committed
+            // state is already exactly what a new write is checked against.
+            return std::borrow::Cow::Borrowed(&self.state);
+        }
+        let mut s = self.state.clone();
+        for inf in &d.inflight {
+            for op in &inf.unit.ops {
+                // Appends change no shape, and applying them to a copy would copy the
+                // lens: skip them.
+                if !matches!(op, Op::Append { .. }) {
+                    let applied = s.apply(op.clone(), inf.unit.written_at);
+                    debug_assert!(applied.is_ok(), "in-flight commits were validated in order");
+                }
+            }
+        }
+        std::borrow::Cow::Owned(s)
+    }
+
+    /// Submit a commit in durable mode: check it against what is coming, log it, and
+    /// answer `waiter` once a sync covers it. `Err` leaves nothing behind.
+    pub(crate) fn submit(
+        &mut self,
+        ops: Vec<Op>,
+        waiter: Option<(ConnId, String)>,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), String> {
+        let d = self.durable.as_ref().expect("durable mode");
+        match &d.phase {
+            Phase::Ready => {}
+            Phase::Failed(why) => return Err(format!("storage error: {why}")),
+            other => return Err(format!("storage error: not ready ({other:?})")),
+        }
+        let last = d.inflight.back().map_or(i64::MIN, |i| i.unit.written_at);
+        let written_at = self.now_ms.max(self.state.written_at).max(last);
+        // Check in order, letting each DDL op shape the checks of the next.
+        let mut view = self.pending_state();
+        for op in &ops {
+            view.check(op)?;
+            if !matches!(op, Op::Append { .. }) {
+                view.to_mut().apply(op.clone(), written_at)?;
+            }
+        }
+        drop(view);
+        let unit = CommitUnit { written_at, ops };
+        let mut nonce = [0u8; 12];
+        rand_core::RngCore::fill_bytes(&mut self.rng, &mut nonce);
+        let d = self.durable.as_ref().expect("durable mode");
+        let record = wal::encode_record(&encode(&unit), d.cfg.key.as_ref(), nonce);
+        let path = d.wal.clone();
+        self.storage_op(
+            StorageWait::Append,
+            StorageOp::Append {
+                path,
+                bytes: record,
+            },
+            fx,
+        );
+        let d = self.durable.as_mut().expect("durable mode");
+        d.records += 1;
+        d.inflight.push_back(Inflight { unit, waiter });
+        self.maybe_sync(fx);
+        Ok(())
+    }
+}

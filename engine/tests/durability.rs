@@ -1,0 +1,322 @@
+//! Durable mode through the synchronous driver and by hand: OK only after the sync,
+//! group commit, restart, torn tails, corruption, wrong keys and failed fsyncs.
+
+use std::collections::BTreeMap;
+use tau_engine::driver::SyncDriver;
+use tau_engine::durable::{StorageConfig, StorageOp, StorageOut};
+use tau_engine::wal::WalKey;
+use tau_engine::{Argon2Params, Config, Effect, Engine, Event};
+
+const WAL: &str = "/data/wal.log";
+
+fn cfg(key: Option<WalKey>, repair: bool) -> Config {
+    Config {
+        argon2: Argon2Params::TEST,
+        storage: Some(StorageConfig {
+            dir: "/data".into(),
+            key,
+            repair,
+        }),
+        ..Config::default()
+    }
+}
+
+fn script(d: &mut SyncDriver, pairs: &[(&str, &str)]) {
+    for (s, want) in pairs {
+        assert_eq!(d.line(1, s), *want, "{s}");
+    }
+}
+
+fn restart(d: SyncDriver, c: Config) -> SyncDriver {
+    let mut n = SyncDriver::with_files(c, d.files);
+    n.open(1);
+    n
+}
+
+fn populated(c: Config) -> SyncDriver {
+    let mut d = SyncDriver::new(c);
+    d.open(1);
+    d.now_ms = 500;
+    script(
+        &mut d,
+        &[
+            ("CREATE DATABASE db", "OK"),
+            ("USE DATABASE db", "OK"),
+            ("CREATE LENS x int", "OK"),
+            ("APPEND LENS x 0 10 1", "OK"),
+            ("BATCH APPEND LENS x { 5 15 2; 20 30 3 }", "OK"),
+            ("START TRANSACTION", "OK"),
+            ("CREATE LENS y float", "OK"),
+            ("APPEND LENS y 0 5 1.5", "OK"),
+            ("COMMIT", "OK"),
+            ("DERIVE LENS d AS x * 2", "OK"),
+            ("CREATE USER bob PASSWORD \"pw\"", "OK"),
+            ("GRANT RU ON db TO bob", "OK"),
+        ],
+    );
+    d
+}
+
+const CHECKS: &[(&str, &str)] = &[
+    ("USE DATABASE db", "OK"),
+    ("RANGE LENS x 0 40", "RANGE 3; 0:5:i1; 5:15:i2; 20:30:i3"),
+    ("AT LENS y 1", "VAL f1.5"),
+    ("AT LENS d 7", "VAL i4"),
+    ("HISTORY LENS x", "LAYERS 2; 1:500:0:10; 2:500:5:30"),
+    ("HISTORY LENS y", "LAYERS 1; 3:500:0:5"),
+    ("SHOW GRANTS bob", "GRANTS 1; bob db:RU"),
+];
+
+#[test]
+fn a_restart_recovers_everything_and_ids_keep_counting() {
+    let d = populated(cfg(None, false));
+    let mut d = restart(d, cfg(None, false));
+    script(&mut d, CHECKS);
+    script(
+        &mut d,
+        &[
+            ("APPEND LENS x 40 50 9", "OK"),
+            ("HISTORY LENS x 40 50", "LAYERS 1; 4:500:40:50"),
+        ],
+    );
+    assert!(
+        d.log
+            .iter()
+            .any(|l| l.contains("replayed 8 commits (4 intervals)")),
+        "{:?}",
+        d.log
+    );
+}
+
+#[test]
+fn encrypted_store_restarts_with_its_key_and_refuses_another() {
+    let key = || Some(WalKey::new(&[5; 32]));
+    let d = populated(cfg(key(), false));
+    assert!(
+        !d.files[WAL].windows(3).any(|w| w == b"bob"),
+        "plaintext in an encrypted WAL"
+    );
+    let files = d.files.clone();
+    let mut d = restart(d, cfg(key(), false));
+    script(&mut d, CHECKS);
+    let bad = SyncDriver::with_files(cfg(Some(WalKey::new(&[6; 32])), false), files.clone());
+    let msg = bad.fatal.expect("a wrong key refuses to start");
+    assert!(
+        msg.contains("/data/wal.log") && msg.contains("wrong key") && msg.contains("offset 16"),
+        "{msg}"
+    );
+    let none = SyncDriver::with_files(cfg(None, false), files);
+    assert!(none.fatal.expect("no key refuses").contains("no key"));
+}
+
+#[test]
+fn a_torn_tail_is_truncated_and_logged() {
+    let mut d = populated(cfg(None, false));
+    let len = d.files[WAL].len();
+    d.files
+        .get_mut(WAL)
+        .unwrap()
+        .extend_from_slice(&[0x33, 0, 0, 0, 1, 2, 3]);
+    let mut d = restart(d, cfg(None, false));
+    assert!(d.fatal.is_none());
+    assert!(
+        d.log
+            .iter()
+            .any(|l| l.contains("truncating a torn record at offset")),
+        "{:?}",
+        d.log
+    );
+    assert_eq!(d.files[WAL].len(), len);
+    script(&mut d, CHECKS);
+}
+
+#[test]
+fn corruption_refuses_to_start_and_repair_keeps_the_intact_prefix() {
+    let mut d = populated(cfg(None, false));
+    let at = 40; // inside an early record, with intact records after it
+    d.files.get_mut(WAL).unwrap()[at] ^= 0x10;
+    let files = d.files.clone();
+    let bad = SyncDriver::with_files(cfg(None, false), files.clone());
+    let msg = bad.fatal.expect("corruption refuses to start");
+    assert!(
+        msg.starts_with("/data/wal.log: corrupt record") && msg.contains("offset 16"),
+        "{msg}"
+    );
+    // Statements wait (they are never answered from a store that did not start).
+    let mut repaired = SyncDriver::with_files(cfg(None, true), files);
+    assert!(repaired.fatal.is_none());
+    assert!(
+        repaired
+            .log
+            .iter()
+            .any(|l| l.starts_with("repair: /data/wal.log")),
+        "{:?}",
+        repaired.log
+    );
+    repaired.open(1);
+    assert_eq!(repaired.line(1, "SHOW DATABASES"), "NAMES 0");
+}
+
+#[test]
+fn a_failed_fsync_stops_writes_but_not_reads() {
+    let mut d = populated(cfg(None, false));
+    d.fail_syncs = 1;
+    let e = d.line(1, "APPEND LENS x 100 110 7");
+    assert!(
+        e.starts_with("ERR storage error: fsync of /data/wal.log failed"),
+        "{e}"
+    );
+    assert_eq!(d.line(1, "AT LENS x 105"), "VAL NIL");
+    assert_eq!(d.line(1, "AT LENS x 7"), "VAL i2");
+    let e = d.line(1, "CREATE LENS z int");
+    assert!(e.starts_with("ERR storage error: fsync of"), "{e}");
+    assert!(d
+        .log
+        .iter()
+        .any(|l| l.contains("no longer accepting writes")));
+}
+
+/// By hand: hold syncs to see group commit and that readers never see undurable data.
+#[test]
+fn group_commit_and_no_dirty_reads() {
+    let mut e = Engine::new(cfg(None, false));
+    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut held = Vec::new();
+    let mut out: BTreeMap<u64, String> = BTreeMap::new();
+    let mut syncs = 0;
+    // Run events; complete every storage op except syncs, which are held.
+    let mut run = |e: &mut Engine,
+                   ev: Event,
+                   held: &mut Vec<u64>,
+                   out: &mut BTreeMap<u64, String>,
+                   syncs: &mut usize| {
+        let mut q = std::collections::VecDeque::from([ev]);
+        while let Some(ev) = q.pop_front() {
+            let mut fx = Vec::new();
+            e.step(0, ev, &mut fx);
+            for f in fx {
+                match f {
+                    Effect::Send(c, b) => out
+                        .entry(c)
+                        .or_default()
+                        .push_str(&String::from_utf8(b).unwrap()),
+                    Effect::Storage {
+                        token,
+                        op: StorageOp::Sync { .. },
+                    } => {
+                        *syncs += 1;
+                        held.push(token);
+                    }
+                    Effect::Storage { token, op } => {
+                        let r = match op {
+                            StorageOp::ReadAll { path } => files
+                                .get(&path)
+                                .cloned()
+                                .map_or(StorageOut::NotFound, StorageOut::Bytes),
+                            StorageOp::Create { path, bytes } => {
+                                files.insert(path, bytes);
+                                StorageOut::Done
+                            }
+                            StorageOp::Append { path, bytes } => {
+                                files.entry(path).or_default().extend(bytes);
+                                StorageOut::Done
+                            }
+                            _ => StorageOut::Done,
+                        };
+                        q.push_back(Event::StorageDone {
+                            token,
+                            result: Ok(r),
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        }
+    };
+    let release = |held: &mut Vec<u64>| -> Vec<Event> {
+        held.drain(..)
+            .map(|token| Event::StorageDone {
+                token,
+                result: Ok(StorageOut::Done),
+            })
+            .collect()
+    };
+    run(&mut e, Event::Boot, &mut held, &mut out, &mut syncs);
+    for c in 1..=4 {
+        run(&mut e, Event::Open(c), &mut held, &mut out, &mut syncs);
+    }
+    run(
+        &mut e,
+        Event::Bytes(1, b"CREATE DATABASE db\nUSE DATABASE db\n".to_vec()),
+        &mut held,
+        &mut out,
+        &mut syncs,
+    );
+    for ev in release(&mut held) {
+        run(&mut e, ev, &mut held, &mut out, &mut syncs);
+    }
+    run(
+        &mut e,
+        Event::Bytes(1, b"CREATE LENS x int\n".to_vec()),
+        &mut held,
+        &mut out,
+        &mut syncs,
+    );
+    for ev in release(&mut held) {
+        run(&mut e, ev, &mut held, &mut out, &mut syncs);
+    }
+    assert_eq!(out[&1], "OK\nOK\nOK\n");
+    let before = syncs;
+    // Three writers while the first sync is held: one sync in flight, one more for the rest.
+    for c in 1..=3u64 {
+        let stmt = format!("USE DATABASE db\nAPPEND LENS x {c}0 {c}5 {c}\n");
+        run(
+            &mut e,
+            Event::Bytes(c + 1, stmt.into_bytes()),
+            &mut held,
+            &mut out,
+            &mut syncs,
+        );
+    }
+    assert_eq!(
+        syncs - before,
+        1,
+        "one sync in flight while more writes arrive"
+    );
+    // Nobody has OK yet, and a reader does not see the writes.
+    run(
+        &mut e,
+        Event::Bytes(1, b"RANGE LENS x 0 100\n".to_vec()),
+        &mut held,
+        &mut out,
+        &mut syncs,
+    );
+    assert!(out[&1].ends_with("RANGE 0\n"), "{:?}", out[&1]);
+    assert_eq!(
+        out.get(&3).map(String::as_str),
+        Some("OK\n"),
+        "only USE answered for conn 3"
+    );
+    for ev in release(&mut held) {
+        run(&mut e, ev, &mut held, &mut out, &mut syncs);
+    }
+    assert_eq!(
+        syncs - before,
+        2,
+        "the second sync covers both later writes"
+    );
+    for ev in release(&mut held) {
+        run(&mut e, ev, &mut held, &mut out, &mut syncs);
+    }
+    for c in 2..=4 {
+        assert_eq!(out[&c], "OK\nOK\n", "conn {c}");
+    }
+    run(
+        &mut e,
+        Event::Bytes(1, b"REDUCE LENS x 0 100 USING count\n".to_vec()),
+        &mut held,
+        &mut out,
+        &mut syncs,
+    );
+    assert!(out[&1].ends_with("VAL i3\n"), "{:?}", out[&1]);
+}
