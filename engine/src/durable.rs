@@ -95,6 +95,7 @@ pub(crate) struct Durable {
     /// Statistics for SHOW STATUS and the benchmarks.
     pub syncs: u64,
     pub records: u64,
+    zstd: wal::Compressor,
 }
 
 impl Durable {
@@ -109,6 +110,7 @@ impl Durable {
             waits: Default::default(),
             syncs: 0,
             records: 0,
+            zstd: wal::Compressor::new(),
         }
     }
 }
@@ -378,8 +380,9 @@ impl Engine {
         let unit = CommitUnit { written_at, ops };
         let mut nonce = [0u8; 12];
         rand_core::RngCore::fill_bytes(&mut self.rng, &mut nonce);
-        let d = self.durable.as_ref().expect("durable mode");
-        let record = wal::encode_record(&encode(&unit), d.cfg.key.as_ref(), nonce);
+        let d = self.durable.as_mut().expect("durable mode");
+        let record =
+            wal::encode_record_with(&mut d.zstd, &encode(&unit), d.cfg.key.as_ref(), nonce);
         let path = d.wal.clone();
         self.storage_op(
             StorageWait::Append,

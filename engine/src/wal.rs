@@ -76,10 +76,36 @@ pub fn header(encrypted: bool) -> [u8; HEADER_LEN] {
     h
 }
 
+/// A reusable zstd context: creating one per record costs more than compressing a small
+/// record, so the engine keeps one.
+pub struct Compressor(zstd::bulk::Compressor<'static>);
+
+impl Compressor {
+    pub fn new() -> Compressor {
+        Compressor(zstd::bulk::Compressor::new(ZSTD_LEVEL).expect("a valid zstd level"))
+    }
+}
+
+impl Default for Compressor {
+    fn default() -> Compressor {
+        Compressor::new()
+    }
+}
+
 /// Frame one encoded commit unit as a record. `nonce` must be fresh for every record
 /// written with the same key (the engine draws it from its seeded ChaCha RNG).
 pub fn encode_record(plain: &[u8], key: Option<&WalKey>, nonce: [u8; NONCE_LEN]) -> Vec<u8> {
-    let compressed = zstd::bulk::compress(plain, ZSTD_LEVEL).expect("zstd compresses any input");
+    encode_record_with(&mut Compressor::new(), plain, key, nonce)
+}
+
+/// [`encode_record`] with a reused compression context.
+pub fn encode_record_with(
+    z: &mut Compressor,
+    plain: &[u8],
+    key: Option<&WalKey>,
+    nonce: [u8; NONCE_LEN],
+) -> Vec<u8> {
+    let compressed = z.0.compress(plain).expect("zstd compresses any input");
     let payload = match key {
         None => compressed,
         Some(k) => {
