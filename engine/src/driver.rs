@@ -16,6 +16,8 @@ pub struct SyncDriver {
     pub now_ms: i64,
     /// Fail the next this-many fsyncs (fault injection).
     pub fail_syncs: usize,
+    /// The disk is full: appends write half their bytes, then fail with ENOSPC.
+    pub disk_full: bool,
     /// Storage ops executed, by kind (for group-commit tests).
     pub syncs: usize,
     pub log: Vec<String>,
@@ -36,6 +38,7 @@ impl SyncDriver {
             files,
             now_ms: 0,
             fail_syncs: 0,
+            disk_full: false,
             syncs: 0,
             log: Vec::new(),
             fatal: None,
@@ -58,7 +61,12 @@ impl SyncDriver {
                 Ok(StorageOut::Done)
             }
             StorageOp::Append { path, bytes } => {
-                self.files.entry(path).or_default().extend(bytes);
+                let f = self.files.entry(path).or_default();
+                if self.disk_full {
+                    f.extend(&bytes[..bytes.len() / 2]);
+                    return Err("No space left on device (os error 28)".into());
+                }
+                f.extend(bytes);
                 Ok(StorageOut::Done)
             }
             StorageOp::Sync { .. } => {

@@ -63,8 +63,14 @@ pub(crate) enum StorageWait {
     CreateDir,
     ReadWal,
     Prepared,
-    Append,
-    Sync { covers: usize },
+    Append {
+        seq: u64,
+    },
+    Sync {
+        upto: u64,
+    },
+    /// Cutting the WAL back after a failed (disk full) append.
+    Rewound,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -73,12 +79,18 @@ pub(crate) enum Phase {
     Ready,
     /// Writes stopped; reads go on. The reason, for every refused write.
     Failed(String),
+    /// The disk was full: the WAL is being cut back to its last whole record; writes
+    /// resume when that is done (and succeed once there is space again).
+    Full(String),
     /// Recovery refused to start.
     Fatal(String),
 }
 
 /// A commit whose record is in the WAL but not yet known to be durable.
 pub(crate) struct Inflight {
+    seq: u64,
+    /// Where its record starts in the WAL.
+    offset: u64,
     unit: CommitUnit,
     /// The connection waiting for it, and the reply it gets once durable.
     waiter: Option<(ConnId, String)>,
@@ -92,6 +104,9 @@ pub(crate) struct Durable {
     /// A sync is in flight.
     syncing: bool,
     pub(crate) waits: std::collections::BTreeMap<Token, StorageWait>,
+    /// Where the next record goes.
+    wal_len: u64,
+    next_seq: u64,
     /// Statistics for SHOW STATUS and the benchmarks.
     pub syncs: u64,
     pub records: u64,
@@ -108,6 +123,8 @@ impl Durable {
             inflight: VecDeque::new(),
             syncing: false,
             waits: Default::default(),
+            wal_len: 0,
+            next_seq: 1,
             syncs: 0,
             records: 0,
             zstd: wal::Compressor::new(),
@@ -155,7 +172,7 @@ impl Engine {
     /// Stop acknowledging writes for good: every waiting writer hears why.
     fn fail(&mut self, why: String, fx: &mut Vec<Effect>) {
         let Some(d) = &mut self.durable else { return };
-        if !matches!(d.phase, Phase::Ready) {
+        if !matches!(d.phase, Phase::Ready | Phase::Full(_)) {
             return;
         }
         d.phase = Phase::Failed(why.clone());
@@ -200,6 +217,7 @@ impl Engine {
                     Ok(StorageOut::Done) => unreachable!("ReadAll returns bytes"),
                 };
                 let (key, repair) = (d.cfg.key.clone(), d.cfg.repair);
+                d.wal_len = wal::HEADER_LEN as u64;
                 if bytes.is_empty() {
                     // A new store: a WAL with just its header, synced with its directory.
                     let op = StorageOp::Create {
@@ -217,6 +235,9 @@ impl Engine {
                             r.units, r.intervals
                         )));
                         self.state = r.state;
+                        if let Some(d) = &mut self.durable {
+                            d.wal_len = r.valid_len.max(wal::HEADER_LEN) as u64;
+                        }
                         let op = if r.valid_len < wal::HEADER_LEN {
                             StorageOp::Create {
                                 path: wal,
@@ -238,18 +259,43 @@ impl Engine {
                 Err(e) => self.fatal(format!("cannot prepare {wal}: {e}"), fx),
                 Ok(_) => self.ready(fx),
             },
-            StorageWait::Append => {
-                if let Err(e) = result {
+            StorageWait::Append { seq } => {
+                let Err(e) = result else { return };
+                // Appends already given up (behind an earlier full-disk failure) are cut
+                // off by the rewind; nothing more to say about them.
+                if !d.inflight.iter().any(|i| i.seq == seq) {
+                    return;
+                }
+                if is_disk_full(&e) && d.phase == Phase::Ready {
+                    self.rewind(seq, e, fx);
+                } else {
                     self.fail(format!("cannot append to {wal}: {e}"), fx);
                 }
             }
-            StorageWait::Sync { covers } => {
+            StorageWait::Sync { upto } => {
                 d.syncing = false;
                 match result {
                     Err(e) => self.fail(format!("fsync of {wal} failed: {e}"), fx),
-                    Ok(_) => self.synced(covers, fx),
+                    Ok(_) => self.synced(upto, fx),
                 }
             }
+            StorageWait::Rewound => match result {
+                Err(e) => {
+                    // Cannot even cut the log back: stop taking writes for good.
+                    if let Some(d) = &mut self.durable {
+                        d.phase = Phase::Ready;
+                    }
+                    self.fail(format!("cannot truncate {wal} after a full disk: {e}"), fx);
+                }
+                Ok(_) => {
+                    if let Some(d) = &mut self.durable {
+                        if matches!(d.phase, Phase::Full(_)) {
+                            d.phase = Phase::Ready;
+                        }
+                    }
+                    self.maybe_sync(fx);
+                }
+            },
         }
     }
 
@@ -278,15 +324,50 @@ impl Engine {
         }
     }
 
-    /// The first `covers` in-flight commits are durable: apply them in WAL order, then
-    /// answer their writers, then start the next sync for whatever arrived meanwhile.
-    fn synced(&mut self, covers: usize, fx: &mut Vec<Effect>) {
+    /// A full disk failed the append of record `seq`: that commit and every later one in
+    /// flight (each was validated assuming the earlier ones apply) fail with
+    /// `ERR storage error: disk full`, and the WAL is cut back to where `seq` began, so no
+    /// partial record stays behind. Writes resume once the cut is done.
+    fn rewind(&mut self, seq: u64, e: String, fx: &mut Vec<Effect>) {
         let Some(d) = &mut self.durable else { return };
-        if !matches!(d.phase, Phase::Ready) {
+        let Some(pos) = d.inflight.iter().position(|i| i.seq == seq) else {
+            return;
+        };
+        let lost: Vec<Inflight> = d.inflight.drain(pos..).collect();
+        let offset = lost[0].offset;
+        d.wal_len = offset;
+        d.phase = Phase::Full(e.clone());
+        let path = d.wal.clone();
+        fx.push(Effect::Log(format!(
+            "storage: disk full appending to {path} ({e}); {} unacknowledged commits refused, log cut back to offset {offset}",
+            lost.len()
+        )));
+        self.storage_op(
+            StorageWait::Rewound,
+            StorageOp::Truncate { path, len: offset },
+            fx,
+        );
+        for inf in lost {
+            if let Some((id, _)) = inf.waiter {
+                self.say(id, &format!("ERR storage error: disk full ({e})"));
+                self.done_waiting(id, fx);
+            }
+        }
+    }
+
+    /// In-flight commits up to `upto` are durable: apply them in WAL order, then answer
+    /// their writers, then start the next sync for whatever arrived meanwhile.
+    fn synced(&mut self, upto: u64, fx: &mut Vec<Effect>) {
+        let Some(d) = &mut self.durable else { return };
+        if matches!(
+            d.phase,
+            Phase::Failed(_) | Phase::Fatal(_) | Phase::Recovering
+        ) {
             return;
         }
         d.syncs += 1;
-        let done: Vec<Inflight> = d.inflight.drain(..covers.min(d.inflight.len())).collect();
+        let n = d.inflight.iter().take_while(|i| i.seq <= upto).count();
+        let done: Vec<Inflight> = d.inflight.drain(..n).collect();
         let mut waiters = Vec::new();
         for inf in done {
             let touched: Vec<(String, String)> = inf
@@ -322,9 +403,9 @@ impl Engine {
             return;
         }
         d.syncing = true;
-        let covers = d.inflight.len();
+        let upto = d.inflight.back().expect("non-empty").seq;
         let path = d.wal.clone();
-        self.storage_op(StorageWait::Sync { covers }, StorageOp::Sync { path }, fx);
+        self.storage_op(StorageWait::Sync { upto }, StorageOp::Sync { path }, fx);
     }
 
     /// Committed state plus every commit in flight: what a new write is checked against.
@@ -364,6 +445,7 @@ impl Engine {
         match &d.phase {
             Phase::Ready => {}
             Phase::Failed(why) => return Err(format!("storage error: {why}")),
+            Phase::Full(why) => return Err(format!("storage error: disk full ({why})")),
             other => return Err(format!("storage error: not ready ({other:?})")),
         }
         let last = d.inflight.back().map_or(i64::MIN, |i| i.unit.written_at);
@@ -384,8 +466,11 @@ impl Engine {
         let record =
             wal::encode_record_with(&mut d.zstd, &encode(&unit), d.cfg.key.as_ref(), nonce);
         let path = d.wal.clone();
+        let (seq, offset) = (d.next_seq, d.wal_len);
+        d.next_seq += 1;
+        d.wal_len += record.len() as u64;
         self.storage_op(
-            StorageWait::Append,
+            StorageWait::Append { seq },
             StorageOp::Append {
                 path,
                 bytes: record,
@@ -394,8 +479,18 @@ impl Engine {
         );
         let d = self.durable.as_mut().expect("durable mode");
         d.records += 1;
-        d.inflight.push_back(Inflight { unit, waiter });
+        d.inflight.push_back(Inflight {
+            seq,
+            offset,
+            unit,
+            waiter,
+        });
         self.maybe_sync(fx);
         Ok(())
     }
+}
+
+/// ENOSPC, as the OS reports it through the driver.
+fn is_disk_full(e: &str) -> bool {
+    e.contains("os error 28") || e.contains("No space left")
 }

@@ -320,3 +320,33 @@ fn group_commit_and_no_dirty_reads() {
     );
     assert!(out[&1].ends_with("VAL i3\n"), "{:?}", out[&1]);
 }
+
+#[test]
+fn a_full_disk_refuses_writes_loses_nothing_and_writes_resume() {
+    let mut d = populated(cfg(None, false));
+    let len = d.files[WAL].len();
+    d.disk_full = true;
+    let e = d.line(1, "APPEND LENS x 100 110 7");
+    assert_eq!(
+        e,
+        "ERR storage error: disk full (No space left on device (os error 28))"
+    );
+    // The half-written record is gone again; reads are unaffected.
+    assert_eq!(d.files[WAL].len(), len);
+    assert_eq!(d.line(1, "AT LENS x 105"), "VAL NIL");
+    assert_eq!(d.line(1, "AT LENS x 7"), "VAL i2");
+    assert!(d.log.iter().any(|l| l.contains("disk full")), "{:?}", d.log);
+    // Space returns: writes succeed again, and everything survives a restart.
+    d.disk_full = false;
+    assert_eq!(d.line(1, "APPEND LENS x 200 210 8"), "OK");
+    let mut d = restart(d, cfg(None, false));
+    script(&mut d, &CHECKS[..4]);
+    // The refused write took no layer id: the next write got 4 (x has 1 and 2, y has 3).
+    assert_eq!(
+        d.line(1, "HISTORY LENS x"),
+        "LAYERS 3; 1:500:0:10; 2:500:5:30; 4:500:200:210"
+    );
+    assert_eq!(d.line(1, "AT LENS x 105"), "VAL NIL");
+    assert_eq!(d.line(1, "AT LENS x 205"), "VAL i8");
+    assert!(d.fatal.is_none());
+}
