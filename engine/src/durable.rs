@@ -88,6 +88,8 @@ pub(crate) enum Phase {
 
 /// A commit whose record is in the WAL but not yet known to be durable.
 pub(crate) struct Inflight {
+    /// Already applied when submitted (the bootstrap admin): skip it when synced.
+    applied: bool,
     seq: u64,
     /// Where its record starts in the WAL.
     offset: u64,
@@ -303,6 +305,19 @@ impl Engine {
         if let Some(d) = &mut self.durable {
             d.phase = Phase::Ready;
         }
+        // The configured admin of a store without users: usable at once (it is
+        // re-created from the configuration if a crash loses it), and logged so that it
+        // stays the same user from then on.
+        let ops = self.bootstrap_ops();
+        if !ops.is_empty() {
+            let applied = self.state.commit(ops.clone(), self.state.written_at);
+            assert!(
+                applied.is_ok(),
+                "bootstrap applies to a state without users"
+            );
+            let logged = self.log_commit(ops, None, true, fx);
+            assert!(logged.is_ok(), "the store is ready");
+        }
         // Recovery rebuilt raw layers: let compaction catch up.
         let lenses: Vec<(String, String)> = self
             .state
@@ -369,7 +384,7 @@ impl Engine {
         let n = d.inflight.iter().take_while(|i| i.seq <= upto).count();
         let done: Vec<Inflight> = d.inflight.drain(..n).collect();
         let mut waiters = Vec::new();
-        for inf in done {
+        for inf in done.into_iter().filter(|i| !i.applied) {
             let touched: Vec<(String, String)> = inf
                 .unit
                 .ops
@@ -413,14 +428,15 @@ impl Engine {
         let Some(d) = &self.durable else {
             return std::borrow::Cow::Borrowed(&self.state);
         };
-        let shapeless = |i: &Inflight| i.unit.ops.iter().all(|o| matches!(o, Op::Append { .. }));
+        let shapeless =
+            |i: &Inflight| i.applied || i.unit.ops.iter().all(|o| matches!(o, Op::Append { .. }));
         if d.inflight.iter().all(shapeless) {
             // Only appends in flight: they change no name or type, so the committed
             // state is already exactly what a new write is checked against.
             return std::borrow::Cow::Borrowed(&self.state);
         }
         let mut s = self.state.clone();
-        for inf in &d.inflight {
+        for inf in d.inflight.iter().filter(|i| !i.applied) {
             for op in &inf.unit.ops {
                 // Appends change no shape, and applying them to a copy would copy the
                 // lens: skip them.
@@ -459,6 +475,20 @@ impl Engine {
             }
         }
         drop(view);
+        self.log_commit(ops, waiter, false, fx)
+    }
+
+    /// Append a validated commit to the WAL and keep it in flight until a sync covers it.
+    fn log_commit(
+        &mut self,
+        ops: Vec<Op>,
+        waiter: Option<(ConnId, String)>,
+        applied: bool,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), String> {
+        let d = self.durable.as_ref().expect("durable mode");
+        let last = d.inflight.back().map_or(i64::MIN, |i| i.unit.written_at);
+        let written_at = self.now_ms.max(self.state.written_at).max(last);
         let unit = CommitUnit { written_at, ops };
         let mut nonce = [0u8; 12];
         rand_core::RngCore::fill_bytes(&mut self.rng, &mut nonce);
@@ -480,6 +510,7 @@ impl Engine {
         let d = self.durable.as_mut().expect("durable mode");
         d.records += 1;
         d.inflight.push_back(Inflight {
+            applied,
             seq,
             offset,
             unit,

@@ -7,7 +7,7 @@
 //! order: while a statement waits for a job or a file, later lines queue behind it.
 
 use crate::ast::Perms;
-use crate::catalog::{Op, State, User};
+use crate::catalog::{Op, State};
 use crate::jobs::{hash_password, Argon2Params, Job, JobOutput};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -198,23 +198,38 @@ impl Engine {
             durable: None,
         };
         e.durable = e.cfg.storage.clone().map(crate::durable::Durable::new);
-        e.bootstrap();
+        // A durable store bootstraps after recovery, when it knows whether users exist.
+        if e.durable.is_none() {
+            let ops = e.bootstrap_ops();
+            let applied = e.state.commit(ops, 0);
+            assert!(applied.is_ok(), "bootstrap applies to an empty state");
+        }
         e
     }
 
-    fn bootstrap(&mut self) {
+    /// The configured admin (`A` on `*`), when no users exist yet: as ops, so that a
+    /// durable store logs it like any other change.
+    pub(crate) fn bootstrap_ops(&mut self) -> Vec<crate::catalog::Op> {
         if !self.state.users.is_empty() {
-            return;
+            return Vec::new();
         }
-        if let Some((name, password)) = self.cfg.bootstrap_admin.clone() {
-            let salt = self.salt();
-            // Once, at construction: hashing inline is fine here.
-            let phc =
-                hash_password(&password, salt, self.cfg.argon2).expect("valid argon2 parameters");
-            let mut grants = BTreeMap::new();
-            grants.insert("*".to_string(), Perms::A);
-            self.state.users.insert(name, User { phc, grants });
-        }
+        let Some((name, password)) = self.cfg.bootstrap_admin.clone() else {
+            return Vec::new();
+        };
+        let salt = self.salt();
+        // Once per store: hashing inline is fine here.
+        let phc = hash_password(&password, salt, self.cfg.argon2).expect("valid argon2 parameters");
+        vec![
+            crate::catalog::Op::CreateUser {
+                name: name.clone(),
+                phc,
+            },
+            crate::catalog::Op::Grant {
+                user: name,
+                db: "*".into(),
+                perms: Perms::A,
+            },
+        ]
     }
 
     pub(crate) fn salt(&mut self) -> [u8; 16] {

@@ -214,6 +214,9 @@ pub fn scan(file: &[u8], key: Option<&WalKey>) -> Result<Scan, WalError> {
         _ => {}
     }
     let mut records = Vec::new();
+    // One decompression context for the whole scan: creating one per record costs more
+    // than decompressing a small record.
+    let mut unzstd = zstd::bulk::Decompressor::new().map_err(|e| err(0, format!("zstd: {e}")))?;
     let mut o = HEADER_LEN;
     while o < file.len() {
         let Some(payload) = intact(file, o) else {
@@ -245,7 +248,7 @@ pub fn scan(file: &[u8], key: Option<&WalKey>) -> Result<Scan, WalError> {
                     .map_err(|_| err(o, "cannot decrypt record: wrong key or tampered data"))?
             }
         };
-        let plain = zstd::bulk::decompress(&compressed, RECORD_MAX).map_err(|e| {
+        let plain = unzstd.decompress(&compressed, RECORD_MAX).map_err(|e| {
             err(
                 o,
                 format!("record passes its checksum but does not decompress: {e}"),

@@ -350,3 +350,32 @@ fn a_full_disk_refuses_writes_loses_nothing_and_writes_resume() {
     assert_eq!(d.line(1, "AT LENS x 205"), "VAL i8");
     assert!(d.fatal.is_none());
 }
+
+#[test]
+fn the_bootstrap_admin_is_logged_and_survives_restarts() {
+    let auth = || Config {
+        auth: true,
+        bootstrap_admin: Some(("admin".into(), "pw".into())),
+        ..cfg(None, false)
+    };
+    let mut d = SyncDriver::new(auth());
+    d.open(1);
+    script(
+        &mut d,
+        &[
+            ("AUTH admin pw", "OK"),
+            ("CREATE USER bob PASSWORD \"b\"", "OK"),
+        ],
+    );
+    let wal_after_first_start = d.files[WAL].len();
+    let mut d = restart(d, auth());
+    script(
+        &mut d,
+        &[
+            ("AUTH admin pw", "OK"),
+            ("SHOW USERS", "NAMES 2; admin; bob"),
+        ],
+    );
+    // Logged once: a restart with users present adds nothing to the log.
+    assert_eq!(d.files[WAL].len(), wal_after_first_start);
+}

@@ -83,6 +83,8 @@ pub struct Oracle {
     env: Env,
     store: Store,
     conns: BTreeMap<u64, Conn>,
+    /// The configured bootstrap users, re-created at a restart with no users.
+    bootstrap: Vec<(String, String)>,
 }
 
 const C: u8 = 1;
@@ -370,21 +372,38 @@ fn admin_kind(stmt: &Stmt) -> Option<&'static str> {
 
 impl Oracle {
     pub fn new(cfg: OracleConfig) -> Oracle {
-        let mut store = Store::default();
-        for (name, password) in cfg.users {
-            let mut grants = BTreeMap::new();
-            grants.insert("*".to_string(), A);
-            store.users.insert(name, User { password, grants });
-        }
-        Oracle {
+        let mut o = Oracle {
             env: Env {
                 auth: cfg.auth,
                 import_dir: cfg.import_dir,
                 files: cfg.files,
             },
-            store,
+            store: Store::default(),
             conns: BTreeMap::new(),
+            bootstrap: cfg.users,
+        };
+        o.bootstrap_users();
+        o
+    }
+
+    /// The configured users (each with `A` on `*`) exist whenever the store has no users
+    /// at start (SEMANTICS: bootstrap users).
+    fn bootstrap_users(&mut self) {
+        if !self.store.users.is_empty() {
+            return;
         }
+        for (name, password) in self.bootstrap.clone() {
+            let mut grants = BTreeMap::new();
+            grants.insert("*".to_string(), A);
+            self.store.users.insert(name, User { password, grants });
+        }
+    }
+
+    /// The server restarts: every connection drops (open transactions roll back), all
+    /// committed data stays, and the bootstrap users come back if no users exist.
+    pub fn restart(&mut self) {
+        self.conns.clear();
+        self.bootstrap_users();
     }
 
     pub fn connect(&mut self, conn: u64) {

@@ -14,6 +14,8 @@ pub struct SimConfig {
     pub job_threshold: usize,
     /// Hold automatic compaction jobs until a `k` operation completes them.
     pub hold_compactions: bool,
+    /// Run the engine durable (WAL on a simulated disk), with restarts.
+    pub durable: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -37,6 +39,8 @@ pub enum Op {
     Tick { ms: i64 },
     /// Complete held compaction jobs, in an order derived from `pick`.
     RunJobs { pick: u64 },
+    /// Stop the engine (every connection drops) and start a new one on the same disk.
+    Restart,
 }
 
 impl Op {
@@ -64,11 +68,15 @@ impl Op {
             Op::Eof { conn, line } => format!("e {conn} {line}"),
             Op::Tick { ms } => format!("t {ms}"),
             Op::RunJobs { pick } => format!("k {pick}"),
+            Op::Restart => "r".into(),
         }
     }
 
     pub fn from_line(l: &str) -> Result<Op, String> {
         let bad = || format!("bad op line: {l:?}");
+        if l == "r" {
+            return Ok(Op::Restart);
+        }
         let (tag, rest) = l.split_once(' ').ok_or_else(bad)?;
         let num = |s: &str| s.parse::<i64>().map_err(|_| bad());
         Ok(match tag {
@@ -132,8 +140,13 @@ impl Case {
         }
         let _ = writeln!(
             s,
-            "config auth={} conns={} compact_threshold={} job_threshold={} hold_compactions={}",
-            c.auth as u8, c.conns, c.compact_threshold, c.job_threshold, c.hold_compactions as u8
+            "config auth={} conns={} compact_threshold={} job_threshold={} hold_compactions={} durable={}",
+            c.auth as u8,
+            c.conns,
+            c.compact_threshold,
+            c.job_threshold,
+            c.hold_compactions as u8,
+            c.durable as u8
         );
         for op in &self.ops {
             let _ = writeln!(s, "{}", op.to_line());
@@ -157,6 +170,7 @@ impl Case {
                     compact_threshold: 32,
                     job_threshold: 1 << 16,
                     hold_compactions: false,
+                    durable: false,
                 };
                 for kv in rest.split_whitespace() {
                     let (k, v) = kv.split_once('=').ok_or("bad config")?;
@@ -167,6 +181,7 @@ impl Case {
                         "compact_threshold" => c.compact_threshold = n,
                         "job_threshold" => c.job_threshold = n,
                         "hold_compactions" => c.hold_compactions = n != 0,
+                        "durable" => c.durable = n != 0,
                         _ => return Err(format!("unknown config key {k}")),
                     }
                 }
@@ -213,6 +228,7 @@ mod tests {
             },
             Op::Tick { ms: 17 },
             Op::RunJobs { pick: 99 },
+            Op::Restart,
         ];
         for op in ops {
             assert_eq!(Op::from_line(&op.to_line()).unwrap(), op);

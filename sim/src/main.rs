@@ -204,6 +204,7 @@ struct Totals {
     pipelined: u64,
     disconnects: u64,
     half_closes: u64,
+    restarts: u64,
     jobs: u64,
     held_jobs: u64,
     kinds: BTreeMap<String, (u64, u64)>,
@@ -219,6 +220,7 @@ impl Totals {
         self.pipelined += s.pipelined;
         self.disconnects += s.disconnects;
         self.half_closes += s.half_closes;
+        self.restarts += s.restarts;
         self.jobs += s.jobs;
         self.held_jobs += s.held_jobs;
         for (k, n) in &s.errors {
@@ -347,8 +349,8 @@ fn main() {
         t.statements as f64 / secs
     );
     println!(
-        "faults: {} split deliveries, {} pipelined sends, {} abrupt disconnects, {} half-closes, {} off-loop jobs ({} held and completed out of order); disk faults: none yet (no storage layer)",
-        t.chunked, t.pipelined, t.disconnects, t.half_closes, t.jobs, t.held_jobs
+        "faults: {} split deliveries, {} pipelined sends, {} abrupt disconnects, {} half-closes, {} restarts with recovery, {} off-loop jobs ({} held and completed out of order); disk faults: none yet (the simulated disk does not fail)",
+        t.chunked, t.pipelined, t.disconnects, t.half_closes, t.restarts, t.jobs, t.held_jobs
     );
     println!("coverage (statement kind: ok/err):");
     for (k, (ok, err)) in &t.kinds {

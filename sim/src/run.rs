@@ -7,6 +7,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use tau_engine::durable::{StorageConfig, StorageOp, StorageOut};
 use tau_engine::{run_job, Argon2Params, Config, Effect, Engine, Event, Job, Token};
 use tau_oracle::{Oracle, OracleConfig};
 
@@ -40,6 +41,7 @@ pub struct Stats {
     pub pipelined: u64,
     pub disconnects: u64,
     pub half_closes: u64,
+    pub restarts: u64,
     pub held_jobs: u64,
     pub jobs: u64,
     /// Statement kind → (OK-ish replies, ERR replies).
@@ -80,6 +82,9 @@ fn kind_of(line: &str) -> String {
 
 struct World {
     engine: Engine,
+    /// The simulated disk: every completed storage op is durable (no disk faults yet).
+    disk: BTreeMap<String, Vec<u8>>,
+    fatal: Option<String>,
     oracle: Oracle,
     files: BTreeMap<String, Vec<u8>>,
     hold: bool,
@@ -110,11 +115,11 @@ impl World {
                             }),
                         })
                     }
-                    Effect::Storage { .. } | Effect::Fatal(_) => {
-                        unreachable!(
-                            "the simulator runs the engine in memory until it models a disk"
-                        )
+                    Effect::Storage { token, op } => {
+                        let result = storage(&mut self.disk, op);
+                        q.push_back(Event::StorageDone { token, result });
                     }
+                    Effect::Fatal(m) => self.fatal = Some(m),
                     Effect::Log(_) => {}
                     Effect::RunJob { token, job } => {
                         self.stats.jobs += 1;
@@ -145,19 +150,56 @@ impl World {
     }
 }
 
-pub fn run(case: &Case) -> Outcome {
+/// Execute a storage op on the simulated disk at once.
+fn storage(disk: &mut BTreeMap<String, Vec<u8>>, op: StorageOp) -> Result<StorageOut, String> {
+    Ok(match op {
+        StorageOp::CreateDir { .. } | StorageOp::Sync { .. } => StorageOut::Done,
+        StorageOp::ReadAll { path } => disk
+            .get(&path)
+            .cloned()
+            .map_or(StorageOut::NotFound, StorageOut::Bytes),
+        StorageOp::Create { path, bytes } => {
+            disk.insert(path, bytes);
+            StorageOut::Done
+        }
+        StorageOp::Append { path, bytes } => {
+            disk.entry(path).or_default().extend(bytes);
+            StorageOut::Done
+        }
+        StorageOp::Truncate { path, len } => {
+            if let Some(f) = disk.get_mut(&path) {
+                f.truncate(len as usize);
+            }
+            StorageOut::Done
+        }
+    })
+}
+
+fn engine_config(case: &Case, generation: u64) -> Config {
     let c = &case.cfg;
-    let files = import_files();
-    let engine = Engine::new(Config {
+    Config {
         auth: c.auth,
         bootstrap_admin: Some(("admin".into(), "pw".into())),
         import_dir: Some("/import".into()),
         compact_threshold: c.compact_threshold,
         job_threshold: c.job_threshold,
         argon2: Argon2Params::TEST,
-        seed: case.seed,
+        // A restarted process draws a new seed (fresh nonces), derived deterministically.
+        seed: case.seed ^ generation.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        storage: c.durable.then(|| StorageConfig {
+            dir: "/data".into(),
+            key: (case.seed % 3 == 0).then(|| tau_engine::wal::WalKey::new(&[case.seed as u8; 32])),
+            repair: false,
+        }),
         ..Config::default()
-    });
+    }
+}
+
+pub fn run(case: &Case) -> Outcome {
+    let c = &case.cfg;
+    let files = import_files();
+    let mut generation = 0;
+    let engine = Engine::new(engine_config(case, generation));
     let oracle = Oracle::new(OracleConfig {
         auth: c.auth,
         users: vec![("admin".into(), "pw".into())],
@@ -166,6 +208,8 @@ pub fn run(case: &Case) -> Outcome {
     });
     let mut w = World {
         engine,
+        disk: BTreeMap::new(),
+        fatal: None,
         oracle,
         files,
         hold: c.hold_compactions,
@@ -189,6 +233,35 @@ pub fn run(case: &Case) -> Outcome {
         }
         match op {
             Op::Tick { ms } => w.now += ms,
+            Op::Restart => {
+                // The process stops: connections drop (open transactions roll back), held
+                // jobs die with it; a new engine recovers from the disk.
+                generation += 1;
+                w.stats.restarts += 1;
+                w.held.clear();
+                w.received.clear();
+                w.closed.clear();
+                for (i, o) in open.iter_mut().enumerate() {
+                    buffers[i].clear();
+                    *o = false;
+                }
+                w.oracle.restart();
+                w.engine = Engine::new(engine_config(case, generation));
+                w.pump(Event::Boot);
+                if let Some(m) = w.fatal.take() {
+                    return Outcome {
+                        divergence: Some(Divergence {
+                            step,
+                            conn: 0,
+                            statement: "<restart>".into(),
+                            expected: "recovery succeeds".into(),
+                            actual: format!("fatal: {m}"),
+                            trace: trace.into_iter().collect(),
+                        }),
+                        stats: w.stats,
+                    };
+                }
+            }
             Op::Buffer { conn, line } => buffers[*conn as usize].push(line.clone()),
             Op::RunJobs { pick } => w.run_held(*pick),
             Op::Close { conn } => {

@@ -131,6 +131,7 @@ impl Gen {
             compact_threshold: *pick(&mut cfg_rng, &[1, 2, 3, 5, 8, 32]),
             job_threshold: *pick(&mut cfg_rng, &[0, 3, 20, 1 << 16]),
             hold_compactions: cfg_rng.gen_bool(0.5),
+            durable: cfg_rng.gen_bool(0.5),
         };
         let fresh = vec![true; cfg.conns as usize];
         Gen {
@@ -184,6 +185,12 @@ impl Gen {
                 ops.push(Op::RunJobs {
                     pick: self.net.gen(),
                 });
+                continue;
+            }
+            if r < 9 && self.cfg.durable {
+                // Every connection drops; each starts a new session next time.
+                ops.push(Op::Restart);
+                self.fresh.iter_mut().for_each(|f| *f = true);
                 continue;
             }
             if self.fresh[conn as usize] {
