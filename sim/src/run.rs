@@ -188,7 +188,10 @@ fn engine_config(case: &Case, generation: u64) -> Config {
         seed: case.seed ^ generation.wrapping_mul(0x9e37_79b9_7f4a_7c15),
         storage: c.durable.then(|| StorageConfig {
             dir: "/data".into(),
-            key: (case.seed % 3 == 0).then(|| tau_engine::wal::WalKey::new(&[case.seed as u8; 32])),
+            key: case
+                .seed
+                .is_multiple_of(3)
+                .then(|| tau_engine::wal::WalKey::new(&[case.seed as u8; 32])),
             repair: false,
         }),
         ..Config::default()
