@@ -141,6 +141,25 @@ impl<'a> In<'a> {
     }
 }
 
+/// Exactly `encode` of a unit holding one `Op::Append`, without building the op (and so
+/// without copying the layer): how a checkpoint writes a layer file.
+pub fn encode_append_unit(written_at: i64, db: &str, lens: &str, ty: Type, segs: &Segs) -> Vec<u8> {
+    let mut o = Out(Vec::with_capacity(32 + segs.len() * 20));
+    o.i64(written_at);
+    o.u32(1);
+    o.u8(6);
+    o.str(db);
+    o.str(lens);
+    o.ty(ty);
+    o.u32(segs.len() as u32);
+    for i in 0..segs.len() {
+        o.i64(segs.starts[i]);
+        o.i64(segs.ends[i]);
+        o.value(&segs.values[i]);
+    }
+    o.0
+}
+
 pub fn encode(unit: &CommitUnit) -> Vec<u8> {
     let mut o = Out(Vec::with_capacity(64));
     o.i64(unit.written_at);
@@ -293,4 +312,100 @@ pub fn decode(bytes: &[u8]) -> Result<CommitUnit, String> {
         return Err(format!("{} trailing bytes", bytes.len() - r.at));
     }
     Ok(CommitUnit { written_at, ops })
+}
+
+/// The manifest: which layer files hold the state up to which WAL generation. Recovery
+/// rebuilds the catalog from `catalog` (DDL, users and grants, in an order that applies),
+/// loads each lens's layers from its files in history order, then replays WAL `gen`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Manifest {
+    pub gen: u64,
+    pub next_file: u64,
+    pub written_at: i64,
+    pub catalog: Vec<Op>,
+    /// Per database: the next layer id (ids are never reused, not even after DROP).
+    pub next_layer_ids: Vec<(String, u64)>,
+    /// Per base lens: (db, lens, [(file number, layer id)]) in history order.
+    pub lenses: Vec<(String, String, Vec<(u64, u64)>)>,
+}
+
+pub fn encode_manifest(m: &Manifest) -> Vec<u8> {
+    let mut o = Out(Vec::new());
+    o.i64(m.gen as i64);
+    o.i64(m.next_file as i64);
+    o.i64(m.written_at);
+    o.bytes(&encode(&CommitUnit {
+        written_at: m.written_at,
+        ops: m.catalog.clone(),
+    }));
+    o.u32(m.next_layer_ids.len() as u32);
+    for (db, n) in &m.next_layer_ids {
+        o.str(db);
+        o.i64(*n as i64);
+    }
+    o.u32(m.lenses.len() as u32);
+    for (db, lens, files) in &m.lenses {
+        o.str(db);
+        o.str(lens);
+        o.u32(files.len() as u32);
+        for (f, id) in files {
+            o.i64(*f as i64);
+            o.i64(*id as i64);
+        }
+    }
+    o.0
+}
+
+pub fn decode_manifest(bytes: &[u8]) -> Result<Manifest, String> {
+    let mut r = In { b: bytes, at: 0 };
+    let gen = r.i64()? as u64;
+    let next_file = r.i64()? as u64;
+    let written_at = r.i64()?;
+    let catalog = decode(r.bytes()?)?.ops;
+    let count = |r: &mut In<'_>, min: usize| -> R<usize> {
+        let n = r.u32()? as usize;
+        if n > (bytes.len() - r.at) / min.max(1) {
+            return Err(format!("count {n} exceeds the manifest"));
+        }
+        Ok(n)
+    };
+    let mut next_layer_ids = Vec::new();
+    for _ in 0..count(&mut r, 12)? {
+        next_layer_ids.push((r.string()?, r.i64()? as u64));
+    }
+    let mut lenses = Vec::new();
+    for _ in 0..count(&mut r, 12)? {
+        let (db, lens) = (r.string()?, r.string()?);
+        let mut files = Vec::new();
+        for _ in 0..count(&mut r, 16)? {
+            files.push((r.i64()? as u64, r.i64()? as u64));
+        }
+        lenses.push((db, lens, files));
+    }
+    if r.at != bytes.len() {
+        return Err("trailing bytes in the manifest".into());
+    }
+    Ok(Manifest {
+        gen,
+        next_file,
+        written_at,
+        catalog,
+        next_layer_ids,
+        lenses,
+    })
+}
+
+/// A layer file's payload: the layer id, then the layer as a one-append commit unit.
+pub fn encode_layer(id: u64, unit_bytes: &[u8]) -> Vec<u8> {
+    let mut out = id.to_le_bytes().to_vec();
+    out.extend_from_slice(unit_bytes);
+    out
+}
+
+pub fn decode_layer(bytes: &[u8]) -> Result<(u64, CommitUnit), String> {
+    let (id, rest) = bytes.split_at_checked(8).ok_or("layer payload too short")?;
+    Ok((
+        u64::from_le_bytes(id.try_into().expect("8 bytes")),
+        decode(rest)?,
+    ))
 }

@@ -77,6 +77,10 @@ impl SyncDriver {
                 }
                 Ok(StorageOut::Done)
             }
+            StorageOp::Remove { path } => {
+                self.files.remove(&path);
+                Ok(StorageOut::Done)
+            }
             StorageOp::Truncate { path, len } => {
                 if let Some(f) = self.files.get_mut(&path) {
                     f.truncate(len as usize);

@@ -31,6 +31,22 @@ pub struct StorageConfig {
     pub key: Option<WalKey>,
     /// On corruption, keep the intact prefix instead of refusing to start.
     pub repair: bool,
+    /// Checkpoint (layer files + manifest, then a fresh WAL) once the WAL passes this.
+    pub checkpoint_bytes: u64,
+}
+
+impl StorageConfig {
+    pub const CHECKPOINT_BYTES: u64 = 64 << 20;
+
+    /// Durable storage in `dir` with the default policy, no encryption.
+    pub fn new(dir: impl Into<String>) -> StorageConfig {
+        StorageConfig {
+            dir: dir.into(),
+            key: None,
+            repair: false,
+            checkpoint_bytes: StorageConfig::CHECKPOINT_BYTES,
+        }
+    }
 }
 
 /// One IO request. Paths are full paths.
@@ -48,6 +64,8 @@ pub enum StorageOp {
     Sync { path: String },
     /// Cut the file to `len` bytes and sync it.
     Truncate { path: String, len: u64 },
+    /// Remove the file (a missing file is fine) and sync its directory.
+    Remove { path: String },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -63,6 +81,13 @@ pub(crate) enum StorageWait {
     CreateDir,
     ReadWal,
     Prepared,
+    ReadManifest,
+    ReadLayer {
+        file: u64,
+    },
+    CheckpointFile,
+    CheckpointManifest,
+    Removed,
     Append {
         seq: u64,
     },
@@ -107,17 +132,33 @@ pub(crate) struct Durable {
     syncing: bool,
     pub(crate) waits: std::collections::BTreeMap<Token, StorageWait>,
     /// Where the next record goes.
-    wal_len: u64,
+    pub(crate) wal_len: u64,
     next_seq: u64,
+    /// The WAL generation (`wal-<gen>.log`); a checkpoint starts the next one.
+    pub(crate) gen: u64,
+    pub(crate) next_file: u64,
+    /// Layers already in a layer file: (lens uid, layer id) -> file number.
+    pub(crate) persisted: std::collections::BTreeMap<(u64, u64), u64>,
+    pub(crate) on_disk: std::collections::BTreeSet<u64>,
+    /// A checkpoint is due: statements pause until it is written.
+    pub(crate) rotating: bool,
+    pub(crate) checkpointing: bool,
+    pub(crate) checkpoint: Option<(
+        crate::codec::Manifest,
+        std::collections::BTreeMap<(u64, u64), u64>,
+    )>,
+    pub(crate) loading: Option<crate::checkpoint::Loading>,
+    /// The state the manifest's layer files rebuilt, waiting for the WAL replay.
+    pub(crate) base: Option<State>,
     /// Statistics for SHOW STATUS and the benchmarks.
     pub syncs: u64,
     pub records: u64,
-    zstd: wal::Compressor,
+    pub(crate) zstd: wal::Compressor,
 }
 
 impl Durable {
     pub fn new(cfg: StorageConfig) -> Durable {
-        let wal = format!("{}/wal.log", cfg.dir.trim_end_matches('/'));
+        let wal = crate::checkpoint::wal_path(&cfg.dir, 0);
         Durable {
             cfg,
             wal,
@@ -127,6 +168,15 @@ impl Durable {
             waits: Default::default(),
             wal_len: 0,
             next_seq: 1,
+            gen: 0,
+            next_file: 1,
+            persisted: Default::default(),
+            on_disk: Default::default(),
+            rotating: false,
+            checkpointing: false,
+            checkpoint: None,
+            loading: None,
+            base: None,
             syncs: 0,
             records: 0,
             zstd: wal::Compressor::new(),
@@ -135,7 +185,18 @@ impl Durable {
 }
 
 impl Engine {
-    fn storage_op(&mut self, wait: StorageWait, op: StorageOp, fx: &mut Vec<Effect>) {
+    pub(crate) fn nonce(&mut self) -> [u8; 12] {
+        let mut nonce = [0u8; 12];
+        rand_core::RngCore::fill_bytes(&mut self.rng, &mut nonce);
+        nonce
+    }
+
+    pub(crate) fn read_wal(&mut self, fx: &mut Vec<Effect>) {
+        let path = self.durable.as_ref().expect("durable mode").wal.clone();
+        self.storage_op(StorageWait::ReadWal, StorageOp::ReadAll { path }, fx);
+    }
+
+    pub(crate) fn storage_op(&mut self, wait: StorageWait, op: StorageOp, fx: &mut Vec<Effect>) {
         let token = self.token();
         self.durable
             .as_mut()
@@ -148,23 +209,30 @@ impl Engine {
     /// Boot: make sure the directory exists, then read the WAL.
     pub(crate) fn boot_storage(&mut self, fx: &mut Vec<Effect>) {
         let Some(d) = &self.durable else { return };
-        let (dir, wal) = (d.cfg.dir.clone(), d.wal.clone());
+        let (dir, manifest) = (
+            d.cfg.dir.clone(),
+            crate::checkpoint::manifest_path(&d.cfg.dir),
+        );
         self.storage_op(
             StorageWait::CreateDir,
             StorageOp::CreateDir { path: dir },
             fx,
         );
-        self.storage_op(StorageWait::ReadWal, StorageOp::ReadAll { path: wal }, fx);
+        self.storage_op(
+            StorageWait::ReadManifest,
+            StorageOp::ReadAll { path: manifest },
+            fx,
+        );
     }
 
     /// Ready to serve statements?
     pub(crate) fn serving(&self) -> bool {
         self.durable
             .as_ref()
-            .is_none_or(|d| matches!(d.phase, Phase::Ready | Phase::Failed(_)))
+            .is_none_or(|d| !d.rotating && matches!(d.phase, Phase::Ready | Phase::Failed(_)))
     }
 
-    fn fatal(&mut self, why: String, fx: &mut Vec<Effect>) {
+    pub(crate) fn fatal(&mut self, why: String, fx: &mut Vec<Effect>) {
         if let Some(d) = &mut self.durable {
             d.phase = Phase::Fatal(why.clone());
         }
@@ -172,7 +240,7 @@ impl Engine {
     }
 
     /// Stop acknowledging writes for good: every waiting writer hears why.
-    fn fail(&mut self, why: String, fx: &mut Vec<Effect>) {
+    pub(crate) fn fail(&mut self, why: String, fx: &mut Vec<Effect>) {
         let Some(d) = &mut self.durable else { return };
         if !matches!(d.phase, Phase::Ready | Phase::Full(_)) {
             return;
@@ -220,7 +288,9 @@ impl Engine {
                 };
                 let (key, repair) = (d.cfg.key.clone(), d.cfg.repair);
                 d.wal_len = wal::HEADER_LEN as u64;
+                let base = d.base.take().unwrap_or_default();
                 if bytes.is_empty() {
+                    self.state = base;
                     // A new store: a WAL with just its header, synced with its directory.
                     let op = StorageOp::Create {
                         path: wal,
@@ -228,7 +298,7 @@ impl Engine {
                     };
                     return self.storage_op(StorageWait::Prepared, op, fx);
                 }
-                match crate::recovery::recover(&bytes, &wal, key.as_ref(), repair) {
+                match crate::recovery::recover_onto(base, &bytes, &wal, key.as_ref(), repair) {
                     Err(msg) => self.fatal(msg, fx),
                     Ok(r) => {
                         fx.extend(r.messages.into_iter().map(Effect::Log));
@@ -255,6 +325,30 @@ impl Engine {
                         };
                         self.storage_op(StorageWait::Prepared, op, fx);
                     }
+                }
+            }
+            StorageWait::ReadManifest => self.on_manifest(result, fx),
+            StorageWait::ReadLayer { file } => self.on_layer(file, result, fx),
+            StorageWait::CheckpointFile => {
+                if let Err(e) = result {
+                    if let Some(d) = &mut self.durable {
+                        d.checkpoint = None;
+                        d.checkpointing = false;
+                        d.rotating = false;
+                    }
+                    self.fail(format!("checkpoint failed: {e}"), fx);
+                    let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+                    for id in ids {
+                        self.pump(id, fx);
+                    }
+                }
+            }
+            StorageWait::CheckpointManifest => self.checkpoint_done(result, fx),
+            StorageWait::Removed => {
+                if let Err(e) = result {
+                    fx.push(Effect::Log(format!(
+                        "storage: cannot remove an old file: {e}"
+                    )));
                 }
             }
             StorageWait::Prepared => match result {
@@ -304,6 +398,12 @@ impl Engine {
     fn ready(&mut self, fx: &mut Vec<Effect>) {
         if let Some(d) = &mut self.durable {
             d.phase = Phase::Ready;
+            if d.gen > 0 {
+                // A crash between a manifest and the removal of the WAL it replaced
+                // leaves that WAL behind: remove it (a missing file is fine).
+                let path = crate::checkpoint::wal_path(&d.cfg.dir, d.gen - 1);
+                self.storage_op(StorageWait::Removed, StorageOp::Remove { path }, fx);
+            }
         }
         // The configured admin of a store without users: usable at once (it is
         // re-created from the configuration if a crash loses it), and logged so that it
@@ -410,6 +510,7 @@ impl Engine {
             self.done_waiting(id, fx);
         }
         self.maybe_sync(fx);
+        self.maybe_checkpoint(fx);
     }
 
     fn maybe_sync(&mut self, fx: &mut Vec<Effect>) {
@@ -458,6 +559,12 @@ impl Engine {
         fx: &mut Vec<Effect>,
     ) -> Result<(), String> {
         let d = self.durable.as_ref().expect("durable mode");
+        if d.checkpointing {
+            // Cannot happen (statements and committing jobs are drained first), and must
+            // not: this record would go to the WAL the checkpoint replaces.
+            debug_assert!(false, "a commit was submitted during a checkpoint");
+            return Err("storage error: checkpoint in progress".into());
+        }
         match &d.phase {
             Phase::Ready => {}
             Phase::Failed(why) => return Err(format!("storage error: {why}")),
@@ -490,8 +597,7 @@ impl Engine {
         let last = d.inflight.back().map_or(i64::MIN, |i| i.unit.written_at);
         let written_at = self.now_ms.max(self.state.written_at).max(last);
         let unit = CommitUnit { written_at, ops };
-        let mut nonce = [0u8; 12];
-        rand_core::RngCore::fill_bytes(&mut self.rng, &mut nonce);
+        let nonce = self.nonce();
         let d = self.durable.as_mut().expect("durable mode");
         let record =
             wal::encode_record_with(&mut d.zstd, &encode(&unit), d.cfg.key.as_ref(), nonce);
@@ -524,4 +630,10 @@ impl Engine {
 /// ENOSPC, as the OS reports it through the driver.
 fn is_disk_full(e: &str) -> bool {
     e.contains("os error 28") || e.contains("No space left")
+}
+
+impl Durable {
+    pub(crate) fn inflight_is_empty(&self) -> bool {
+        self.inflight.is_empty()
+    }
 }

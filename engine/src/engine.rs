@@ -285,8 +285,15 @@ impl Engine {
                 }
                 self.pump(id, fx);
             }
-            Event::FileRead { token, result } => self.on_file(token, result, fx),
-            Event::JobDone { token, output } => self.on_job(token, output, fx),
+            Event::FileRead { token, result } => {
+                self.on_file(token, result, fx);
+                // A checkpoint may be waiting for this COPY to commit or fail.
+                self.maybe_checkpoint(fx);
+            }
+            Event::JobDone { token, output } => {
+                self.on_job(token, output, fx);
+                self.maybe_checkpoint(fx);
+            }
         }
         self.flush(fx);
     }

@@ -7,6 +7,7 @@
 
 pub mod ast;
 pub mod catalog;
+pub mod checkpoint;
 pub mod codec;
 pub mod copy;
 pub mod driver;

@@ -34,6 +34,17 @@ pub fn recover(
     key: Option<&WalKey>,
     repair: bool,
 ) -> Result<Recovered, String> {
+    recover_onto(State::default(), file, path, key, repair)
+}
+
+/// Replay `file` on top of `base` (the state a checkpoint's layer files rebuilt).
+pub fn recover_onto(
+    base: State,
+    file: &[u8],
+    path: &str,
+    key: Option<&WalKey>,
+    repair: bool,
+) -> Result<Recovered, String> {
     let (scanned, mut messages) = match scan(file, key) {
         Ok(s) => (s, Vec::new()),
         Err(e) if repair && e.offset >= crate::wal::HEADER_LEN => {
@@ -53,7 +64,7 @@ pub fn recover(
             "recovery: {path}: truncating a torn record at offset {offset} ({bytes} bytes, never acknowledged)"
         ));
     }
-    let mut state = State::default();
+    let mut state = base;
     let mut intervals = 0;
     for (offset, payload) in &scanned.records {
         let unit = decode(payload).map_err(|e| {

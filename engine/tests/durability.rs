@@ -7,7 +7,7 @@ use tau_engine::durable::{StorageConfig, StorageOp, StorageOut};
 use tau_engine::wal::WalKey;
 use tau_engine::{Argon2Params, Config, Effect, Engine, Event};
 
-const WAL: &str = "/data/wal.log";
+const WAL: &str = "/data/wal-0.log";
 
 fn cfg(key: Option<WalKey>, repair: bool) -> Config {
     Config {
@@ -16,6 +16,7 @@ fn cfg(key: Option<WalKey>, repair: bool) -> Config {
             dir: "/data".into(),
             key,
             repair,
+            checkpoint_bytes: StorageConfig::CHECKPOINT_BYTES,
         }),
         ..Config::default()
     }
@@ -102,7 +103,7 @@ fn encrypted_store_restarts_with_its_key_and_refuses_another() {
     let bad = SyncDriver::with_files(cfg(Some(WalKey::new(&[6; 32])), false), files.clone());
     let msg = bad.fatal.expect("a wrong key refuses to start");
     assert!(
-        msg.contains("/data/wal.log") && msg.contains("wrong key") && msg.contains("offset 16"),
+        msg.contains("/data/wal-0.log") && msg.contains("wrong key") && msg.contains("offset 16"),
         "{msg}"
     );
     let none = SyncDriver::with_files(cfg(None, false), files);
@@ -139,7 +140,7 @@ fn corruption_refuses_to_start_and_repair_keeps_the_intact_prefix() {
     let bad = SyncDriver::with_files(cfg(None, false), files.clone());
     let msg = bad.fatal.expect("corruption refuses to start");
     assert!(
-        msg.starts_with("/data/wal.log: corrupt record") && msg.contains("offset 16"),
+        msg.starts_with("/data/wal-0.log: corrupt record") && msg.contains("offset 16"),
         "{msg}"
     );
     // Statements wait (they are never answered from a store that did not start).
@@ -149,7 +150,7 @@ fn corruption_refuses_to_start_and_repair_keeps_the_intact_prefix() {
         repaired
             .log
             .iter()
-            .any(|l| l.starts_with("repair: /data/wal.log")),
+            .any(|l| l.starts_with("repair: /data/wal-0.log")),
         "{:?}",
         repaired.log
     );
@@ -163,7 +164,7 @@ fn a_failed_fsync_stops_writes_but_not_reads() {
     d.fail_syncs = 1;
     let e = d.line(1, "APPEND LENS x 100 110 7");
     assert!(
-        e.starts_with("ERR storage error: fsync of /data/wal.log failed"),
+        e.starts_with("ERR storage error: fsync of /data/wal-0.log failed"),
         "{e}"
     );
     assert_eq!(d.line(1, "AT LENS x 105"), "VAL NIL");
@@ -378,4 +379,102 @@ fn the_bootstrap_admin_is_logged_and_survives_restarts() {
     );
     // Logged once: a restart with users present adds nothing to the log.
     assert_eq!(d.files[WAL].len(), wal_after_first_start);
+}
+
+#[test]
+fn checkpoints_write_layer_files_and_a_manifest_and_restart_from_them() {
+    let small = || Config {
+        storage: Some(StorageConfig {
+            dir: "/data".into(),
+            key: Some(WalKey::new(&[9; 32])),
+            repair: false,
+            checkpoint_bytes: 400,
+        }),
+        ..cfg(None, false)
+    };
+    let mut d = SyncDriver::new(small());
+    d.open(1);
+    d.now_ms = 500;
+    script(
+        &mut d,
+        &[
+            ("CREATE DATABASE db", "OK"),
+            ("USE DATABASE db", "OK"),
+            ("CREATE LENS x int", "OK"),
+            ("CREATE LENS gone int", "OK"),
+            ("APPEND LENS gone 0 5 1", "OK"),
+            ("DERIVE LENS d AS x * 2", "OK"),
+            ("DERIVE LENS dd AS d + 1", "OK"),
+            ("CREATE USER bob PASSWORD \"pw\"", "OK"),
+            ("GRANT RU ON db TO bob", "OK"),
+        ],
+    );
+    for i in 0..40 {
+        assert_eq!(
+            d.line(1, &format!("APPEND LENS x {} {} {i}", i * 10, i * 10 + 10)),
+            "OK"
+        );
+    }
+    assert_eq!(d.line(1, "DROP LENS gone"), "OK");
+    for i in 40..60 {
+        assert_eq!(
+            d.line(1, &format!("APPEND LENS x {} {} {i}", i * 10, i * 10 + 10)),
+            "OK"
+        );
+    }
+    let names: Vec<&String> = d.files.keys().collect();
+    assert!(d.files.contains_key("/data/manifest"), "{names:?}");
+    assert!(
+        !d.files.contains_key("/data/wal-0.log"),
+        "the first WAL was replaced: {names:?}"
+    );
+    // One file per layer up to the last checkpoint (later ones are only in the current
+    // WAL), and the dropped lens's layer (file 1) is gone.
+    let layer_files = d.files.keys().filter(|k| k.ends_with(".tl")).count();
+    assert!((40..=60).contains(&layer_files), "{names:?}");
+    assert!(!d.files.contains_key("/data/layer-1.tl"), "{names:?}");
+    assert!(
+        d.log
+            .iter()
+            .any(|l| l.starts_with("checkpoint: generation")),
+        "{:?}",
+        d.log
+    );
+    let before: Vec<String> = [
+        "RANGE LENS x 0 1000",
+        "HISTORY LENS x 100 130",
+        "AT LENS dd 55",
+        "REDUCE LENS x 0 600 USING sum",
+        "SHOW LENSES",
+    ]
+    .iter()
+    .map(|q| d.line(1, q))
+    .collect();
+    let mut d = restart(d, small());
+    assert!(d.fatal.is_none(), "{:?}", d.fatal);
+    assert!(
+        d.log.iter().any(|l| l.contains("layer files")),
+        "{:?}",
+        d.log
+    );
+    assert_eq!(d.line(1, "USE DATABASE db"), "OK");
+    let after: Vec<String> = [
+        "RANGE LENS x 0 1000",
+        "HISTORY LENS x 100 130",
+        "AT LENS dd 55",
+        "REDUCE LENS x 0 600 USING sum",
+        "SHOW LENSES",
+    ]
+    .iter()
+    .map(|q| d.line(1, q))
+    .collect();
+    assert_eq!(after, before);
+    assert_eq!(before[2], "VAL i11");
+    assert_eq!(d.line(1, "SHOW GRANTS bob"), "GRANTS 1; bob db:RU");
+    // Layer ids keep counting after a restart from a checkpoint (gone had id 1).
+    assert_eq!(d.line(1, "APPEND LENS x 5000 5010 1"), "OK");
+    assert_eq!(
+        d.line(1, "HISTORY LENS x 5000 5010"),
+        "LAYERS 1; 62:500:5000:5010"
+    );
 }

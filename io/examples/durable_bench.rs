@@ -18,6 +18,7 @@ fn writers(dir: &str, n: u64, batch: usize) -> (f64, u64) {
             dir: dir.into(),
             key: None,
             repair: false,
+            checkpoint_bytes: StorageConfig::CHECKPOINT_BYTES,
         }),
         max_line_bytes: 64 << 20,
         ..Config::default()
@@ -80,7 +81,7 @@ fn writers(dir: &str, n: u64, batch: usize) -> (f64, u64) {
     let secs = t0.elapsed().as_secs_f64();
     let stmts = done.load(Ordering::Relaxed);
     drop(rt);
-    let bytes = std::fs::metadata(format!("{dir}/wal.log"))
+    let bytes = std::fs::metadata(format!("{dir}/wal-0.log"))
         .map(|m| m.len())
         .unwrap_or(0);
     let _ = std::fs::remove_dir_all(dir);

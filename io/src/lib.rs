@@ -156,6 +156,15 @@ fn storage_op(files: &mut BTreeMap<String, File>, op: StorageOp) -> std::io::Res
             }
             StorageOut::Done
         }
+        StorageOp::Remove { path } => {
+            files.remove(&path);
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            sync_dir(&parent(&path))?;
+            StorageOut::Done
+        }
         StorageOp::Truncate { path, len } => {
             files.remove(&path);
             let f = OpenOptions::new().write(true).open(&path)?;
@@ -310,6 +319,7 @@ mod tests {
                 dir: dir.join("data").to_string_lossy().into_owned(),
                 key: None,
                 repair: false,
+                checkpoint_bytes: tau_engine::durable::StorageConfig::CHECKPOINT_BYTES,
             }),
             ..Config::default()
         };

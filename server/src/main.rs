@@ -168,6 +168,7 @@ fn main() {
         dir: a.data_dir.clone(),
         key: key.clone(),
         repair: a.repair,
+        checkpoint_bytes: StorageConfig::CHECKPOINT_BYTES,
     });
     let rt = Runtime::start(Config {
         import_dir: a.import_dir,

@@ -205,6 +205,7 @@ struct Totals {
     disconnects: u64,
     half_closes: u64,
     restarts: u64,
+    checkpoints: u64,
     jobs: u64,
     held_jobs: u64,
     kinds: BTreeMap<String, (u64, u64)>,
@@ -221,6 +222,7 @@ impl Totals {
         self.disconnects += s.disconnects;
         self.half_closes += s.half_closes;
         self.restarts += s.restarts;
+        self.checkpoints += s.checkpoints;
         self.jobs += s.jobs;
         self.held_jobs += s.held_jobs;
         for (k, n) in &s.errors {
@@ -349,8 +351,8 @@ fn main() {
         t.statements as f64 / secs
     );
     println!(
-        "faults: {} split deliveries, {} pipelined sends, {} abrupt disconnects, {} half-closes, {} restarts with recovery, {} off-loop jobs ({} held and completed out of order); disk faults: none yet (the simulated disk does not fail)",
-        t.chunked, t.pipelined, t.disconnects, t.half_closes, t.restarts, t.jobs, t.held_jobs
+        "faults: {} split deliveries, {} pipelined sends, {} abrupt disconnects, {} half-closes, {} restarts with recovery, {} checkpoints, {} off-loop jobs ({} held and completed out of order); disk faults: none yet (the simulated disk does not fail)",
+        t.chunked, t.pipelined, t.disconnects, t.half_closes, t.restarts, t.checkpoints, t.jobs, t.held_jobs
     );
     println!("coverage (statement kind: ok/err):");
     for (k, (ok, err)) in &t.kinds {

@@ -42,6 +42,7 @@ pub struct Stats {
     pub disconnects: u64,
     pub half_closes: u64,
     pub restarts: u64,
+    pub checkpoints: u64,
     pub held_jobs: u64,
     pub jobs: u64,
     /// Statement kind → (OK-ish replies, ERR replies).
@@ -120,7 +121,11 @@ impl World {
                         q.push_back(Event::StorageDone { token, result });
                     }
                     Effect::Fatal(m) => self.fatal = Some(m),
-                    Effect::Log(_) => {}
+                    Effect::Log(l) => {
+                        if l.starts_with("checkpoint:") {
+                            self.stats.checkpoints += 1;
+                        }
+                    }
                     Effect::RunJob { token, job } => {
                         self.stats.jobs += 1;
                         if self.hold && matches!(job, Job::Compact { .. }) {
@@ -166,6 +171,10 @@ fn storage(disk: &mut BTreeMap<String, Vec<u8>>, op: StorageOp) -> Result<Storag
             disk.entry(path).or_default().extend(bytes);
             StorageOut::Done
         }
+        StorageOp::Remove { path } => {
+            disk.remove(&path);
+            StorageOut::Done
+        }
         StorageOp::Truncate { path, len } => {
             if let Some(f) = disk.get_mut(&path) {
                 f.truncate(len as usize);
@@ -193,6 +202,8 @@ fn engine_config(case: &Case, generation: u64) -> Config {
                 .is_multiple_of(3)
                 .then(|| tau_engine::wal::WalKey::new(&[case.seed as u8; 32])),
             repair: false,
+            // Small thresholds make checkpoints (and recovery from them) frequent.
+            checkpoint_bytes: [600, 3000, 1 << 26][(case.seed % 3) as usize],
         }),
         ..Config::default()
     }

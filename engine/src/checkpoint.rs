@@ -1,0 +1,429 @@
+//! Checkpoints: layer files and the manifest, so that the WAL stops growing and recovery
+//! does not replay history from the beginning.
+//!
+//! ```text
+//! <dir>/manifest        which layer files hold the state, up to which WAL generation
+//! <dir>/layer-<n>.tl    one immutable file per committed layer, written once
+//! <dir>/wal-<gen>.log   the log of every commit since that checkpoint
+//! ```
+//!
+//! A checkpoint starts once the WAL passes `checkpoint_bytes`. Statements pause and the
+//! commits in flight drain, then these storage ops are issued in order:
+//! 1. a file for every layer not yet in one (zstd, optionally AES-256-GCM, CRC-framed
+//!    like a WAL record; each file is written to a temporary name, fsynced, renamed,
+//!    and its directory fsynced);
+//! 2. an empty `wal-<gen+1>.log`;
+//! 3. the new manifest, replaced atomically the same way.
+//!
+//! Only when the manifest is durable does the store switch to the new WAL and remove the
+//! old one, along with layer files no manifest names any more. A crash at any point
+//! leaves either the old manifest and the old WAL, or the new manifest and the new WAL.
+
+use crate::catalog::{BaseLens, Lens, Op, State};
+use crate::codec::{
+    decode_layer, decode_manifest, encode_append_unit, encode_layer, encode_manifest, Manifest,
+};
+use crate::durable::{Phase, StorageOp, StorageOut, StorageWait};
+use crate::engine::{ConnId, Effect, Engine, Waiting};
+use crate::layer::Layer;
+use crate::wal;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+pub(crate) fn wal_path(dir: &str, gen: u64) -> String {
+    format!("{}/wal-{gen}.log", dir.trim_end_matches('/'))
+}
+
+pub(crate) fn layer_path(dir: &str, file: u64) -> String {
+    format!("{}/layer-{file}.tl", dir.trim_end_matches('/'))
+}
+
+pub(crate) fn manifest_path(dir: &str) -> String {
+    format!("{}/manifest", dir.trim_end_matches('/'))
+}
+
+/// A manifest being loaded at boot: its layer files arrive one by one.
+pub(crate) struct Loading {
+    manifest: Manifest,
+    remaining: usize,
+    layers: BTreeMap<u64, (u64, crate::codec::CommitUnit)>,
+}
+
+/// The one record of a manifest or layer file, checked like a WAL.
+fn single_record(bytes: &[u8], path: &str, key: Option<&wal::WalKey>) -> Result<Vec<u8>, String> {
+    let s = wal::scan(bytes, key).map_err(|e| format!("{path}: {e}"))?;
+    match (s.tail, s.records.len()) {
+        (wal::Tail::Clean, 1) => Ok(s.records.into_iter().next().expect("one").1),
+        _ => Err(format!(
+            "{path}: damaged or incomplete file ({} bytes)",
+            bytes.len()
+        )),
+    }
+}
+
+fn single_record_file(
+    payload: &[u8],
+    key: Option<&wal::WalKey>,
+    z: &mut wal::Compressor,
+    nonce: [u8; 12],
+) -> Vec<u8> {
+    let mut bytes = wal::header(key.is_some()).to_vec();
+    bytes.extend(wal::encode_record_with(z, payload, key, nonce));
+    bytes
+}
+
+/// Rebuild the state a manifest and its layer files describe.
+fn build_base(
+    m: &Manifest,
+    layers: &BTreeMap<u64, (u64, crate::codec::CommitUnit)>,
+) -> Result<State, String> {
+    let mut st = State::default();
+    st.commit(m.catalog.clone(), m.written_at)
+        .map_err(|e| format!("manifest catalog does not apply: {e}"))?;
+    for (db, next) in &m.next_layer_ids {
+        let d = st
+            .dbs
+            .get_mut(db)
+            .ok_or_else(|| format!("manifest names unknown database {db}"))?;
+        Arc::make_mut(d).next_layer_id = *next;
+    }
+    for (db, lens, files) in &m.lenses {
+        let d = Arc::make_mut(
+            st.dbs
+                .get_mut(db)
+                .ok_or_else(|| format!("manifest names unknown database {db}"))?,
+        );
+        let Some(Lens::Base(b)) = d.lenses.get_mut(lens) else {
+            return Err(format!("manifest names unknown base lens {db}.{lens}"));
+        };
+        let b: &mut BaseLens = Arc::make_mut(b);
+        for (file, id) in files {
+            let (lid, unit) = layers
+                .get(file)
+                .ok_or_else(|| format!("layer file {file} not loaded"))?;
+            let [Op::Append { segs, ty, .. }] = unit.ops.as_slice() else {
+                return Err(format!("layer file {file} does not hold one layer"));
+            };
+            if lid != id || *ty != b.ty {
+                return Err(format!(
+                    "layer file {file} is not layer {id} of {db}.{lens}"
+                ));
+            }
+            b.push(Layer {
+                id: *id,
+                written_at: unit.written_at,
+                segs: (**segs).clone(),
+            });
+        }
+    }
+    st.written_at = m.written_at;
+    Ok(st)
+}
+
+impl Engine {
+    /// Boot, step 2: the manifest (or none: a store that never checkpointed).
+    pub(crate) fn on_manifest(&mut self, result: Result<StorageOut, String>, fx: &mut Vec<Effect>) {
+        let d = self.durable.as_mut().expect("durable mode");
+        let (dir, key) = (d.cfg.dir.clone(), d.cfg.key.clone());
+        let path = manifest_path(&dir);
+        let bytes = match result {
+            Err(e) => return self.fatal(format!("cannot read {path}: {e}"), fx),
+            Ok(StorageOut::NotFound) => return self.read_wal(fx),
+            Ok(StorageOut::Bytes(b)) => b,
+            Ok(StorageOut::Done) => unreachable!("ReadAll returns bytes"),
+        };
+        let m = match single_record(&bytes, &path, key.as_ref())
+            .and_then(|p| decode_manifest(&p).map_err(|e| format!("{path}: {e}")))
+        {
+            Ok(m) => m,
+            Err(e) => return self.fatal(format!("{e}; refusing to start"), fx),
+        };
+        d.gen = m.gen;
+        d.wal = wal_path(&dir, m.gen);
+        d.next_file = m.next_file;
+        let files: BTreeSet<u64> = m
+            .lenses
+            .iter()
+            .flat_map(|(_, _, f)| f.iter().map(|x| x.0))
+            .collect();
+        d.loading = Some(Loading {
+            manifest: m,
+            remaining: files.len(),
+            layers: BTreeMap::new(),
+        });
+        if files.is_empty() {
+            return self.finish_loading(fx);
+        }
+        for f in files {
+            let op = StorageOp::ReadAll {
+                path: layer_path(&dir, f),
+            };
+            self.storage_op(StorageWait::ReadLayer { file: f }, op, fx);
+        }
+    }
+
+    /// Boot, step 3: one layer file.
+    pub(crate) fn on_layer(
+        &mut self,
+        file: u64,
+        result: Result<StorageOut, String>,
+        fx: &mut Vec<Effect>,
+    ) {
+        let d = self.durable.as_mut().expect("durable mode");
+        if matches!(d.phase, Phase::Fatal(_)) {
+            return;
+        }
+        let path = layer_path(&d.cfg.dir, file);
+        let key = d.cfg.key.clone();
+        let loaded = match result {
+            Ok(StorageOut::Bytes(b)) => single_record(&b, &path, key.as_ref())
+                .and_then(|p| decode_layer(&p).map_err(|e| format!("{path}: {e}"))),
+            Ok(_) => Err(format!("{path}: missing")),
+            Err(e) => Err(format!("cannot read {path}: {e}")),
+        };
+        let layer = match loaded {
+            Ok(l) => l,
+            Err(e) => return self.fatal(format!("{e}; refusing to start"), fx),
+        };
+        let l = d.loading.as_mut().expect("loading a manifest");
+        l.layers.insert(file, layer);
+        l.remaining -= 1;
+        if l.remaining == 0 {
+            self.finish_loading(fx);
+        }
+    }
+
+    /// Every layer file is in: build the base state, then replay the WAL on top.
+    fn finish_loading(&mut self, fx: &mut Vec<Effect>) {
+        let d = self.durable.as_mut().expect("durable mode");
+        let l = d.loading.take().expect("loading a manifest");
+        match build_base(&l.manifest, &l.layers) {
+            Err(e) => {
+                let path = manifest_path(&d.cfg.dir);
+                self.fatal(format!("{path}: {e}; refusing to start"), fx)
+            }
+            Ok(st) => {
+                // Remember which layers are already in files, by this run's lens uids.
+                for (db, lens, files) in &l.manifest.lenses {
+                    if let Some(Lens::Base(b)) = st.dbs.get(db).and_then(|x| x.lenses.get(lens)) {
+                        for (f, id) in files {
+                            d.persisted.insert((b.uid, *id), *f);
+                            d.on_disk.insert(*f);
+                        }
+                    }
+                }
+                fx.push(Effect::Log(format!(
+                    "recovery: {}: generation {}, {} layer files",
+                    manifest_path(&d.cfg.dir),
+                    l.manifest.gen,
+                    d.on_disk.len()
+                )));
+                d.base = Some(st);
+                self.read_wal(fx);
+            }
+        }
+    }
+
+    /// After a sync: start a checkpoint once the WAL is large, as soon as nothing is in
+    /// flight (statements pause meanwhile, so that happens quickly).
+    pub(crate) fn maybe_checkpoint(&mut self, fx: &mut Vec<Effect>) {
+        let Some(d) = &mut self.durable else { return };
+        if d.phase != Phase::Ready || d.checkpointing {
+            return;
+        }
+        if !d.rotating && d.wal_len > d.cfg.checkpoint_bytes {
+            d.rotating = true;
+        }
+        // Jobs that end in a commit (password hashing, COPY) must land before the
+        // snapshot, or they would log to the WAL the checkpoint is about to replace.
+        let committing_jobs = self.pending.values().any(|p| {
+            matches!(
+                p.waiting,
+                Some(
+                    Waiting::CreateUser { .. }
+                        | Waiting::CopyRead { .. }
+                        | Waiting::CopyParse { .. }
+                )
+            )
+        });
+        let d = self.durable.as_ref().expect("durable mode");
+        if d.rotating && d.inflight_is_empty() && !committing_jobs {
+            self.start_checkpoint(fx);
+        }
+    }
+
+    fn start_checkpoint(&mut self, fx: &mut Vec<Effect>) {
+        let snapshot = self.state.clone();
+        let d = self.durable.as_mut().expect("durable mode");
+        d.checkpointing = true;
+        let dir = d.cfg.dir.clone();
+        let new_gen = d.gen + 1;
+        let mut m = Manifest {
+            gen: new_gen,
+            next_file: d.next_file,
+            written_at: snapshot.written_at,
+            catalog: Vec::new(),
+            next_layer_ids: Vec::new(),
+            lenses: Vec::new(),
+        };
+        let mut referenced = BTreeMap::new();
+        let mut to_write: Vec<(u64, Vec<u8>)> = Vec::new();
+        for (dbname, db) in &snapshot.dbs {
+            m.catalog.push(Op::CreateDatabase(dbname.clone()));
+            m.next_layer_ids.push((dbname.clone(), db.next_layer_id));
+            let mut done: BTreeSet<&str> = BTreeSet::new();
+            let mut derived = Vec::new();
+            for (lname, lens) in &db.lenses {
+                match lens {
+                    Lens::Derived(dl) => derived.push((lname, dl)),
+                    Lens::Base(b) => {
+                        done.insert(lname);
+                        m.catalog.push(Op::CreateLens {
+                            db: dbname.clone(),
+                            name: lname.clone(),
+                            ty: b.ty,
+                        });
+                        let mut files = Vec::new();
+                        for layer in &b.history {
+                            let f = match d.persisted.get(&(b.uid, layer.id)) {
+                                Some(&f) => f,
+                                None => {
+                                    let f = m.next_file;
+                                    m.next_file += 1;
+                                    let unit = encode_append_unit(
+                                        layer.written_at,
+                                        dbname,
+                                        lname,
+                                        b.ty,
+                                        &layer.segs,
+                                    );
+                                    to_write.push((f, encode_layer(layer.id, &unit)));
+                                    f
+                                }
+                            };
+                            referenced.insert((b.uid, layer.id), f);
+                            files.push((f, layer.id));
+                        }
+                        m.lenses.push((dbname.clone(), lname.clone(), files));
+                    }
+                }
+            }
+            // Derived lenses after everything they read.
+            while !derived.is_empty() {
+                let before = derived.len();
+                derived.retain(|(n, dl)| {
+                    if dl.deps.iter().all(|x| done.contains(x.as_str())) {
+                        m.catalog.push(Op::Derive {
+                            db: dbname.clone(),
+                            name: (*n).clone(),
+                            expr: dl.expr.clone(),
+                        });
+                        done.insert(n);
+                        false
+                    } else {
+                        true
+                    }
+                });
+                assert!(derived.len() < before, "derived lenses never form a cycle");
+            }
+        }
+        for (name, user) in &snapshot.users {
+            m.catalog.push(Op::CreateUser {
+                name: name.clone(),
+                phc: user.phc.clone(),
+            });
+            for (db, perms) in &user.grants {
+                m.catalog.push(Op::Grant {
+                    user: name.clone(),
+                    db: db.clone(),
+                    perms: *perms,
+                });
+            }
+        }
+        let key = d.cfg.key.clone();
+        let manifest_payload = encode_manifest(&m);
+        let n_files = to_write.len();
+        d.checkpoint = Some((m, referenced));
+        let mut writes = Vec::new();
+        for (f, payload) in to_write {
+            let nonce = self.nonce();
+            let d = self.durable.as_mut().expect("durable mode");
+            writes.push((
+                layer_path(&dir, f),
+                single_record_file(&payload, key.as_ref(), &mut d.zstd, nonce),
+            ));
+        }
+        for (path, bytes) in writes {
+            self.storage_op(
+                StorageWait::CheckpointFile,
+                StorageOp::Create { path, bytes },
+                fx,
+            );
+        }
+        let header = wal::header(key.is_some()).to_vec();
+        self.storage_op(
+            StorageWait::CheckpointFile,
+            StorageOp::Create {
+                path: wal_path(&dir, new_gen),
+                bytes: header,
+            },
+            fx,
+        );
+        let nonce = self.nonce();
+        let d = self.durable.as_mut().expect("durable mode");
+        let bytes = single_record_file(&manifest_payload, key.as_ref(), &mut d.zstd, nonce);
+        self.storage_op(
+            StorageWait::CheckpointManifest,
+            StorageOp::Create {
+                path: manifest_path(&dir),
+                bytes,
+            },
+            fx,
+        );
+        fx.push(Effect::Log(format!(
+            "checkpoint: generation {new_gen}: writing {n_files} new layer files and the manifest"
+        )));
+    }
+
+    /// The new manifest is durable: switch to the new WAL, then remove the old one and
+    /// the layer files nothing names any more.
+    pub(crate) fn checkpoint_done(
+        &mut self,
+        result: Result<StorageOut, String>,
+        fx: &mut Vec<Effect>,
+    ) {
+        let d = self.durable.as_mut().expect("durable mode");
+        let Some((m, referenced)) = d.checkpoint.take() else {
+            return;
+        };
+        d.checkpointing = false;
+        d.rotating = false;
+        if let Err(e) = result {
+            return self.fail(format!("checkpoint failed writing the manifest: {e}"), fx);
+        }
+        let dir = d.cfg.dir.clone();
+        let old = wal_path(&dir, d.gen);
+        d.gen = m.gen;
+        d.wal = wal_path(&dir, m.gen);
+        d.wal_len = wal::HEADER_LEN as u64;
+        d.next_file = m.next_file;
+        let keep: BTreeSet<u64> = referenced.values().copied().collect();
+        let orphans: Vec<u64> = d.on_disk.difference(&keep).copied().collect();
+        d.on_disk = keep;
+        d.persisted = referenced;
+        self.storage_op(StorageWait::Removed, StorageOp::Remove { path: old }, fx);
+        for f in orphans {
+            self.storage_op(
+                StorageWait::Removed,
+                StorageOp::Remove {
+                    path: layer_path(&dir, f),
+                },
+                fx,
+            );
+        }
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.pump(id, fx);
+        }
+    }
+}
