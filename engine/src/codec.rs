@@ -326,8 +326,11 @@ pub struct Manifest {
     /// Per database: the next layer id (ids are never reused, not even after DROP).
     pub next_layer_ids: Vec<(String, u64)>,
     /// Per base lens: (db, lens, [(file number, layer id)]) in history order.
-    pub lenses: Vec<(String, String, Vec<(u64, u64)>)>,
+    pub lenses: Vec<LensFiles>,
 }
+
+/// A base lens in a manifest: (database, lens, [(file number, layer id)]).
+pub type LensFiles = (String, String, Vec<(u64, u64)>);
 
 pub fn encode_manifest(m: &Manifest) -> Vec<u8> {
     let mut o = Out(Vec::new());

@@ -111,6 +111,9 @@ pub(crate) enum Phase {
     Fatal(String),
 }
 
+/// Which layers are in which layer file: (lens uid, layer id) -> file number.
+pub(crate) type LayerFiles = std::collections::BTreeMap<(u64, u64), u64>;
+
 /// A commit whose record is in the WAL but not yet known to be durable.
 pub(crate) struct Inflight {
     /// Already applied when submitted (the bootstrap admin): skip it when synced.
@@ -138,15 +141,12 @@ pub(crate) struct Durable {
     pub(crate) gen: u64,
     pub(crate) next_file: u64,
     /// Layers already in a layer file: (lens uid, layer id) -> file number.
-    pub(crate) persisted: std::collections::BTreeMap<(u64, u64), u64>,
+    pub(crate) persisted: LayerFiles,
     pub(crate) on_disk: std::collections::BTreeSet<u64>,
     /// A checkpoint is due: statements pause until it is written.
     pub(crate) rotating: bool,
     pub(crate) checkpointing: bool,
-    pub(crate) checkpoint: Option<(
-        crate::codec::Manifest,
-        std::collections::BTreeMap<(u64, u64), u64>,
-    )>,
+    pub(crate) checkpoint: Option<(crate::codec::Manifest, LayerFiles)>,
     pub(crate) loading: Option<crate::checkpoint::Loading>,
     /// The state the manifest's layer files rebuilt, waiting for the WAL replay.
     pub(crate) base: Option<State>,
