@@ -190,6 +190,37 @@ fn storage_loop(rx: Receiver<(u64, StorageOp)>, tx: Sender<Input>) {
     }
 }
 
+/// A small pool of worker threads (one per core) for the engine's off-loop jobs:
+/// Argon2id, compaction, large queries, CSV parsing. A job queue instead of a thread per
+/// job, so load cannot make the process start threads without bound.
+fn job_pool(tx: Sender<Input>) -> Sender<(u64, tau_engine::Job)> {
+    let (jtx, jrx) = channel::<(u64, tau_engine::Job)>();
+    let jrx = std::sync::Arc::new(std::sync::Mutex::new(jrx));
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, 16);
+    for i in 0..workers {
+        let (jrx, tx) = (jrx.clone(), tx.clone());
+        std::thread::Builder::new()
+            .name(format!("tau-job-{i}"))
+            .stack_size(STACK_BYTES)
+            .spawn(move || loop {
+                // Hold the lock only to take a job, never while running one.
+                let next = jrx.lock().map(|r| r.recv());
+                let Ok(Ok((token, job))) = next else { return };
+                let output = run_job(job);
+                if tx
+                    .send(Input::Event(Event::JobDone { token, output }))
+                    .is_err()
+                {
+                    return;
+                }
+            })
+            .expect("spawn a job worker");
+    }
+    jtx
+}
+
 fn engine_loop(cfg: Config, rx: Receiver<Input>, tx: Sender<Input>) {
     let import_dir: Option<PathBuf> = cfg.import_dir.as_ref().map(PathBuf::from);
     let (stx, srx) = channel::<(u64, StorageOp)>();
@@ -200,6 +231,7 @@ fn engine_loop(cfg: Config, rx: Receiver<Input>, tx: Sender<Input>) {
             .spawn(move || storage_loop(srx, tx))
             .expect("spawn the storage thread");
     }
+    let jobs = job_pool(tx.clone());
     let mut engine = Engine::new(cfg);
     let mut conns: BTreeMap<ConnId, Sender<ToConn>> = BTreeMap::new();
     let mut fx = Vec::new();
@@ -249,19 +281,7 @@ fn engine_loop(cfg: Config, rx: Receiver<Input>, tx: Sender<Input>) {
                     std::process::exit(1);
                 }
                 Effect::RunJob { token, job } => {
-                    let tx = tx.clone();
-                    let run = move || {
-                        let output = run_job(job);
-                        let _ = tx.send(Input::Event(Event::JobDone { token, output }));
-                    };
-                    let spawned = std::thread::Builder::new()
-                        .stack_size(STACK_BYTES)
-                        .spawn(run);
-                    // Out of threads: the job is lost and its connection would wait
-                    // forever, so say so loudly rather than hang silently.
-                    if let Err(e) = spawned {
-                        eprintln!("tau-io: cannot start a job thread: {e}");
-                    }
+                    let _ = jobs.send((token, job));
                 }
             }
         }
