@@ -20,12 +20,13 @@
 //! leaves either the old manifest and the old WAL, or the new manifest and the new WAL.
 
 use crate::catalog::{BaseLens, Lens, Op, State};
+use crate::codec::{decode_compacted, encode_compacted};
 use crate::codec::{
     decode_layer, decode_manifest, encode_append_unit, encode_layer, encode_manifest, Manifest,
 };
 use crate::durable::{Phase, StorageOp, StorageOut, StorageWait};
 use crate::engine::{ConnId, Effect, Engine, Waiting};
-use crate::layer::Layer;
+use crate::layer::{Compacted, Layer, Run};
 use crate::wal;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -47,6 +48,9 @@ pub(crate) struct Loading {
     manifest: Manifest,
     remaining: usize,
     layers: BTreeMap<u64, (u64, crate::codec::CommitUnit)>,
+    /// Files that hold compacted runs rather than layers.
+    run_files: BTreeSet<u64>,
+    runs: BTreeMap<u64, Compacted>,
 }
 
 /// The one record of a manifest or layer file, checked like a WAL.
@@ -73,10 +77,8 @@ fn single_record_file(
 }
 
 /// Rebuild the state a manifest and its layer files describe.
-fn build_base(
-    m: &Manifest,
-    layers: &BTreeMap<u64, (u64, crate::codec::CommitUnit)>,
-) -> Result<State, String> {
+fn build_base(l: &Loading) -> Result<State, String> {
+    let (m, layers) = (&l.manifest, &l.layers);
     let mut st = State::default();
     st.commit(m.catalog.clone(), m.written_at)
         .map_err(|e| format!("manifest catalog does not apply: {e}"))?;
@@ -116,6 +118,35 @@ fn build_base(
             });
         }
     }
+    for (db, lens, runs) in &m.runs {
+        let d = Arc::make_mut(
+            st.dbs
+                .get_mut(db)
+                .ok_or_else(|| format!("manifest names unknown database {db}"))?,
+        );
+        let Some(Lens::Base(b)) = d.lenses.get_mut(lens) else {
+            return Err(format!("manifest names unknown base lens {db}.{lens}"));
+        };
+        let b = Arc::make_mut(b);
+        for (file, lo, hi) in runs {
+            let c = l
+                .runs
+                .get(file)
+                .ok_or_else(|| format!("run file {file} not loaded"))?;
+            let fits = c.lo as u64 == *lo && c.hi as u64 == *hi && c.hi <= b.history.len();
+            if !fits
+                || !b.install(Arc::new(Compacted {
+                    lo: c.lo,
+                    hi: c.hi,
+                    segs: c.segs.clone(),
+                    src_layer: c.src_layer.clone(),
+                    src_idx: c.src_idx.clone(),
+                }))
+            {
+                return Err(format!("run file {file} does not fit {db}.{lens}"));
+            }
+        }
+    }
     st.written_at = m.written_at;
     Ok(st)
 }
@@ -141,15 +172,23 @@ impl Engine {
         d.gen = m.gen;
         d.wal = wal_path(&dir, m.gen);
         d.next_file = m.next_file;
-        let files: BTreeSet<u64> = m
+        let run_files: BTreeSet<u64> = m
+            .runs
+            .iter()
+            .flat_map(|(_, _, r)| r.iter().map(|x| x.0))
+            .collect();
+        let mut files: BTreeSet<u64> = m
             .lenses
             .iter()
             .flat_map(|(_, _, f)| f.iter().map(|x| x.0))
             .collect();
+        files.extend(&run_files);
         d.loading = Some(Loading {
             manifest: m,
             remaining: files.len(),
             layers: BTreeMap::new(),
+            run_files,
+            runs: BTreeMap::new(),
         });
         if files.is_empty() {
             return self.finish_loading(fx);
@@ -175,18 +214,26 @@ impl Engine {
         }
         let path = layer_path(&d.cfg.dir, file);
         let key = d.cfg.key.clone();
-        let loaded = match result {
-            Ok(StorageOut::Bytes(b)) => single_record(&b, &path, key.as_ref())
-                .and_then(|p| decode_layer(&p).map_err(|e| format!("{path}: {e}"))),
+        let payload = match result {
+            Ok(StorageOut::Bytes(b)) => single_record(&b, &path, key.as_ref()),
             Ok(_) => Err(format!("{path}: missing")),
             Err(e) => Err(format!("cannot read {path}: {e}")),
         };
-        let layer = match loaded {
-            Ok(l) => l,
-            Err(e) => return self.fatal(format!("{e}; refusing to start"), fx),
-        };
         let l = d.loading.as_mut().expect("loading a manifest");
-        l.layers.insert(file, layer);
+        let stored = payload.and_then(|p| {
+            if l.run_files.contains(&file) {
+                let c = decode_compacted(&p).map_err(|e| format!("{path}: {e}"))?;
+                l.runs.insert(file, c);
+            } else {
+                let layer = decode_layer(&p).map_err(|e| format!("{path}: {e}"))?;
+                l.layers.insert(file, layer);
+            }
+            Ok(())
+        });
+        if let Err(e) = stored {
+            return self.fatal(format!("{e}; refusing to start"), fx);
+        }
+        let l = d.loading.as_mut().expect("loading a manifest");
         l.remaining -= 1;
         if l.remaining == 0 {
             self.finish_loading(fx);
@@ -197,7 +244,7 @@ impl Engine {
     fn finish_loading(&mut self, fx: &mut Vec<Effect>) {
         let d = self.durable.as_mut().expect("durable mode");
         let l = d.loading.take().expect("loading a manifest");
-        match build_base(&l.manifest, &l.layers) {
+        match build_base(&l) {
             Err(e) => {
                 let path = manifest_path(&d.cfg.dir);
                 self.fatal(format!("{path}: {e}; refusing to start"), fx)
@@ -208,6 +255,15 @@ impl Engine {
                     if let Some(Lens::Base(b)) = st.dbs.get(db).and_then(|x| x.lenses.get(lens)) {
                         for (f, id) in files {
                             d.persisted.insert((b.uid, *id), *f);
+                            d.on_disk.insert(*f);
+                        }
+                    }
+                }
+                for (db, lens, runs) in &l.manifest.runs {
+                    if let Some(Lens::Base(b)) = st.dbs.get(db).and_then(|x| x.lenses.get(lens)) {
+                        for (f, lo, hi) in runs {
+                            d.persisted_runs
+                                .insert((b.uid, *lo as usize, *hi as usize), *f);
                             d.on_disk.insert(*f);
                         }
                     }
@@ -265,8 +321,10 @@ impl Engine {
             catalog: Vec::new(),
             next_layer_ids: Vec::new(),
             lenses: Vec::new(),
+            runs: Vec::new(),
         };
         let mut referenced = BTreeMap::new();
+        let mut referenced_runs = BTreeMap::new();
         let mut to_write: Vec<(u64, Vec<u8>)> = Vec::new();
         for (dbname, db) in &snapshot.dbs {
             m.catalog.push(Op::CreateDatabase(dbname.clone()));
@@ -305,6 +363,26 @@ impl Engine {
                             files.push((f, layer.id));
                         }
                         m.lenses.push((dbname.clone(), lname.clone(), files));
+                        // Compaction's output, so that recovery need not redo it.
+                        let mut runs = Vec::new();
+                        for run in &b.runs {
+                            let Run::Compacted(c) = run else { continue };
+                            let key = (b.uid, c.lo, c.hi);
+                            let f = match d.persisted_runs.get(&key) {
+                                Some(&f) => f,
+                                None => {
+                                    let f = m.next_file;
+                                    m.next_file += 1;
+                                    to_write.push((f, encode_compacted(c)));
+                                    f
+                                }
+                            };
+                            referenced_runs.insert(key, f);
+                            runs.push((f, c.lo as u64, c.hi as u64));
+                        }
+                        if !runs.is_empty() {
+                            m.runs.push((dbname.clone(), lname.clone(), runs));
+                        }
                     }
                 }
             }
@@ -343,7 +421,7 @@ impl Engine {
         let key = d.cfg.key.clone();
         let manifest_payload = encode_manifest(&m);
         let n_files = to_write.len();
-        d.checkpoint = Some((m, referenced));
+        d.checkpoint = Some((m, referenced, referenced_runs));
         let mut writes = Vec::new();
         for (f, payload) in to_write {
             let nonce = self.nonce();
@@ -393,7 +471,7 @@ impl Engine {
         fx: &mut Vec<Effect>,
     ) {
         let d = self.durable.as_mut().expect("durable mode");
-        let Some((m, referenced)) = d.checkpoint.take() else {
+        let Some((m, referenced, referenced_runs)) = d.checkpoint.take() else {
             return;
         };
         d.checkpointing = false;
@@ -407,10 +485,15 @@ impl Engine {
         d.wal = wal_path(&dir, m.gen);
         d.wal_len = wal::HEADER_LEN as u64;
         d.next_file = m.next_file;
-        let keep: BTreeSet<u64> = referenced.values().copied().collect();
+        let keep: BTreeSet<u64> = referenced
+            .values()
+            .chain(referenced_runs.values())
+            .copied()
+            .collect();
         let orphans: Vec<u64> = d.on_disk.difference(&keep).copied().collect();
         d.on_disk = keep;
         d.persisted = referenced;
+        d.persisted_runs = referenced_runs;
         self.storage_op(StorageWait::Removed, StorageOp::Remove { path: old }, fx);
         for f in orphans {
             self.storage_op(

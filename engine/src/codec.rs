@@ -327,7 +327,13 @@ pub struct Manifest {
     pub next_layer_ids: Vec<(String, u64)>,
     /// Per base lens: (db, lens, [(file number, layer id)]) in history order.
     pub lenses: Vec<LensFiles>,
+    /// Per base lens: its compacted runs, (db, lens, [(file number, lo, hi)]), so that
+    /// recovery does not redo compaction.
+    pub runs: Vec<RunFiles>,
 }
+
+/// Compacted runs in a manifest: (database, lens, [(file number, history lo, history hi)]).
+pub type RunFiles = (String, String, Vec<(u64, u64, u64)>);
 
 /// A base lens in a manifest: (database, lens, [(file number, layer id)]).
 pub type LensFiles = (String, String, Vec<(u64, u64)>);
@@ -356,7 +362,66 @@ pub fn encode_manifest(m: &Manifest) -> Vec<u8> {
             o.i64(*id as i64);
         }
     }
+    o.u32(m.runs.len() as u32);
+    for (db, lens, runs) in &m.runs {
+        o.str(db);
+        o.str(lens);
+        o.u32(runs.len() as u32);
+        for (f, lo, hi) in runs {
+            o.i64(*f as i64);
+            o.i64(*lo as i64);
+            o.i64(*hi as i64);
+        }
+    }
     o.0
+}
+
+/// A compacted run file's payload: its history range, pieces and source tags.
+pub fn encode_compacted(c: &crate::layer::Compacted) -> Vec<u8> {
+    let mut o = Out(Vec::with_capacity(32 + c.segs.len() * 32));
+    o.i64(c.lo as i64);
+    o.i64(c.hi as i64);
+    o.u32(c.segs.len() as u32);
+    for i in 0..c.segs.len() {
+        o.i64(c.segs.starts[i]);
+        o.i64(c.segs.ends[i]);
+        o.value(&c.segs.values[i]);
+        o.i64(c.src_layer[i] as i64);
+        o.u32(c.src_idx[i]);
+    }
+    o.0
+}
+
+pub fn decode_compacted(bytes: &[u8]) -> Result<crate::layer::Compacted, String> {
+    let mut r = In { b: bytes, at: 0 };
+    let lo = r.i64()? as usize;
+    let hi = r.i64()? as usize;
+    let n = r.u32()? as usize;
+    if n > bytes.len() / 29 || lo >= hi {
+        return Err("malformed compacted run".into());
+    }
+    let mut segs = Segs::with_capacity(n);
+    let (mut src_layer, mut src_idx) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        let (s, e, v) = (r.i64()?, r.i64()?, r.value()?);
+        if s >= e || segs.ends.last().is_some_and(|&p| p > s) {
+            return Err("compacted run not sorted and disjoint".into());
+        }
+        segs.push(s, e, v);
+        src_layer.push(r.i64()? as u64);
+        src_idx.push(r.u32()?);
+    }
+    if r.at != bytes.len() {
+        return Err("trailing bytes in a compacted run".into());
+    }
+    segs.seal();
+    Ok(crate::layer::Compacted {
+        lo,
+        hi,
+        segs,
+        src_layer,
+        src_idx,
+    })
 }
 
 pub fn decode_manifest(bytes: &[u8]) -> Result<Manifest, String> {
@@ -385,6 +450,15 @@ pub fn decode_manifest(bytes: &[u8]) -> Result<Manifest, String> {
         }
         lenses.push((db, lens, files));
     }
+    let mut runs = Vec::new();
+    for _ in 0..count(&mut r, 12)? {
+        let (db, lens) = (r.string()?, r.string()?);
+        let mut files = Vec::new();
+        for _ in 0..count(&mut r, 24)? {
+            files.push((r.i64()? as u64, r.i64()? as u64, r.i64()? as u64));
+        }
+        runs.push((db, lens, files));
+    }
     if r.at != bytes.len() {
         return Err("trailing bytes in the manifest".into());
     }
@@ -395,6 +469,7 @@ pub fn decode_manifest(bytes: &[u8]) -> Result<Manifest, String> {
         catalog,
         next_layer_ids,
         lenses,
+        runs,
     })
 }
 

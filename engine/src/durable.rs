@@ -113,6 +113,8 @@ pub(crate) enum Phase {
 
 /// Which layers are in which layer file: (lens uid, layer id) -> file number.
 pub(crate) type LayerFiles = std::collections::BTreeMap<(u64, u64), u64>;
+/// Which compacted runs are in which file: (lens uid, history lo, hi) -> file number.
+pub(crate) type RunFileMap = std::collections::BTreeMap<(u64, usize, usize), u64>;
 
 /// A commit whose record is in the WAL but not yet known to be durable.
 pub(crate) struct Inflight {
@@ -142,11 +144,13 @@ pub(crate) struct Durable {
     pub(crate) next_file: u64,
     /// Layers already in a layer file: (lens uid, layer id) -> file number.
     pub(crate) persisted: LayerFiles,
+    /// Compacted runs already in a file: (lens uid, history lo, hi) -> file number.
+    pub(crate) persisted_runs: RunFileMap,
     pub(crate) on_disk: std::collections::BTreeSet<u64>,
     /// A checkpoint is due: statements pause until it is written.
     pub(crate) rotating: bool,
     pub(crate) checkpointing: bool,
-    pub(crate) checkpoint: Option<(crate::codec::Manifest, LayerFiles)>,
+    pub(crate) checkpoint: Option<(crate::codec::Manifest, LayerFiles, RunFileMap)>,
     pub(crate) loading: Option<crate::checkpoint::Loading>,
     /// The state the manifest's layer files rebuilt, waiting for the WAL replay.
     pub(crate) base: Option<State>,
@@ -171,6 +175,7 @@ impl Durable {
             gen: 0,
             next_file: 1,
             persisted: Default::default(),
+            persisted_runs: Default::default(),
             on_disk: Default::default(),
             rotating: false,
             checkpointing: false,

@@ -478,3 +478,70 @@ fn checkpoints_write_layer_files_and_a_manifest_and_restart_from_them() {
         "LAYERS 1; 62:500:5000:5010"
     );
 }
+
+#[test]
+fn compacted_runs_are_persisted_at_checkpoints_and_recovered_without_recompacting() {
+    use tau_engine::catalog::Lens;
+    use tau_engine::layer::Run;
+    let cfg = || Config {
+        // No automatic compaction: a compacted run after the restart came from its file.
+        compact_threshold: 1_000_000,
+        storage: Some(StorageConfig {
+            dir: "/data".into(),
+            key: None,
+            repair: false,
+            checkpoint_bytes: 300,
+        }),
+        ..Config::default()
+    };
+    let compacted = |d: &SyncDriver| match d.engine.state().db("db").unwrap().lenses.get("x") {
+        Some(Lens::Base(b)) => b
+            .runs
+            .iter()
+            .filter(|r| matches!(r, Run::Compacted(_)))
+            .count(),
+        _ => panic!("base lens"),
+    };
+    let mut d = SyncDriver::new(cfg());
+    d.open(1);
+    script(
+        &mut d,
+        &[
+            ("CREATE DATABASE db", "OK"),
+            ("USE DATABASE db", "OK"),
+            ("CREATE LENS x int", "OK"),
+        ],
+    );
+    for i in 0..10 {
+        assert_eq!(
+            d.line(1, &format!("APPEND LENS x {i} {} {i}", i + 20)),
+            "OK"
+        );
+    }
+    assert_eq!(d.line(1, "COMPACT LENS x"), "OK");
+    assert_eq!(compacted(&d), 1);
+    // More writes pass the threshold: the checkpoint writes the compacted run too.
+    for i in 10..30 {
+        assert_eq!(
+            d.line(1, &format!("APPEND LENS x {} {} {i}", i * 100, i * 100 + 5)),
+            "OK"
+        );
+    }
+    let queries = [
+        "RANGE LENS x 0 40",
+        "RANGE LENS x 0 40 AS OF 0",
+        "AT LENS x 15 LAYER 3",
+        "HISTORY LENS x 0 40",
+    ];
+    let before: Vec<String> = queries.iter().map(|q| d.line(1, q)).collect();
+    let mut d = restart(d, cfg());
+    assert!(d.fatal.is_none(), "{:?}", d.fatal);
+    assert_eq!(
+        compacted(&d),
+        1,
+        "the compacted run was loaded from its file"
+    );
+    assert_eq!(d.line(1, "USE DATABASE db"), "OK");
+    let after: Vec<String> = queries.iter().map(|q| d.line(1, q)).collect();
+    assert_eq!(after, before);
+}
