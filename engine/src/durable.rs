@@ -251,6 +251,9 @@ impl Engine {
             return;
         }
         d.phase = Phase::Failed(why.clone());
+        // No checkpoint can run any more; statements paused for one must go on (reads
+        // keep working on a failed store).
+        d.rotating = false;
         let lost: Vec<Inflight> = d.inflight.drain(..).collect();
         fx.push(Effect::Log(format!(
             "storage: {why}; no longer accepting writes ({} unacknowledged commits dropped)",
@@ -261,6 +264,11 @@ impl Engine {
                 self.say(id, &format!("ERR storage error: {why}"));
                 self.done_waiting(id, fx);
             }
+        }
+        // Connections paused for a checkpoint resume (their writes will be refused).
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.pump(id, fx);
         }
     }
 
@@ -395,6 +403,7 @@ impl Engine {
                         }
                     }
                     self.maybe_sync(fx);
+                    self.maybe_checkpoint(fx);
                 }
             },
         }
