@@ -177,15 +177,44 @@ fn storage_op(files: &mut BTreeMap<String, File>, op: StorageOp) -> std::io::Res
 
 /// The storage thread: runs ops strictly in the order the engine emitted them (so a
 /// sync covers every append before it) and reports each completion.
+/// Appends already queued for the same file are written with one `write` (group commit
+/// brings them in bursts); each still gets its own completion, in order. If the combined
+/// write fails, every append in it fails: the engine cuts the file back to the first.
 fn storage_loop(rx: Receiver<(u64, StorageOp)>, tx: Sender<Input>) {
     let mut files = BTreeMap::new();
-    while let Ok((token, op)) = rx.recv() {
-        let result = storage_op(&mut files, op).map_err(|e| e.to_string());
-        if tx
-            .send(Input::Event(Event::StorageDone { token, result }))
-            .is_err()
-        {
+    let mut next: Option<(u64, StorageOp)> = None;
+    loop {
+        let Some((token, op)) = next.take().or_else(|| rx.recv().ok()) else {
             return;
+        };
+        let mut done = vec![token];
+        let op = match op {
+            StorageOp::Append { path, mut bytes } => {
+                while let Ok((t, more)) = rx.try_recv() {
+                    match more {
+                        StorageOp::Append { path: p, bytes: b } if p == path => {
+                            bytes.extend_from_slice(&b);
+                            done.push(t);
+                        }
+                        other => {
+                            next = Some((t, other));
+                            break;
+                        }
+                    }
+                }
+                StorageOp::Append { path, bytes }
+            }
+            other => other,
+        };
+        let result = storage_op(&mut files, op).map_err(|e| e.to_string());
+        for token in done {
+            let result = result.clone();
+            if tx
+                .send(Input::Event(Event::StorageDone { token, result }))
+                .is_err()
+            {
+                return;
+            }
         }
     }
 }
