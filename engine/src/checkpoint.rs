@@ -25,7 +25,7 @@ use crate::codec::{
     decode_layer, decode_manifest, encode_append_unit, encode_layer, encode_manifest, Manifest,
 };
 use crate::durable::{Phase, StorageOp, StorageOut, StorageWait};
-use crate::engine::{ConnId, Effect, Engine, Waiting};
+use crate::engine::{Effect, Engine, Waiting};
 use crate::layer::{Compacted, Layer, Run};
 use crate::wal;
 use std::collections::{BTreeMap, BTreeSet};
@@ -76,6 +76,18 @@ fn single_record_file(
     bytes
 }
 
+/// The base lens a manifest names, ready to be filled.
+fn base_lens_mut<'a>(st: &'a mut State, db: &str, lens: &str) -> Result<&'a mut BaseLens, String> {
+    let d = st
+        .dbs
+        .get_mut(db)
+        .ok_or_else(|| format!("manifest names unknown database {db}"))?;
+    match Arc::make_mut(d).lenses.get_mut(lens) {
+        Some(Lens::Base(b)) => Ok(Arc::make_mut(b)),
+        _ => Err(format!("manifest names unknown base lens {db}.{lens}")),
+    }
+}
+
 /// Rebuild the state a manifest and its layer files describe.
 fn build_base(l: &Loading) -> Result<State, String> {
     let (m, layers) = (&l.manifest, &l.layers);
@@ -90,15 +102,7 @@ fn build_base(l: &Loading) -> Result<State, String> {
         Arc::make_mut(d).next_layer_id = *next;
     }
     for (db, lens, files) in &m.lenses {
-        let d = Arc::make_mut(
-            st.dbs
-                .get_mut(db)
-                .ok_or_else(|| format!("manifest names unknown database {db}"))?,
-        );
-        let Some(Lens::Base(b)) = d.lenses.get_mut(lens) else {
-            return Err(format!("manifest names unknown base lens {db}.{lens}"));
-        };
-        let b: &mut BaseLens = Arc::make_mut(b);
+        let b = base_lens_mut(&mut st, db, lens)?;
         for (file, id) in files {
             let (lid, unit) = layers
                 .get(file)
@@ -119,15 +123,7 @@ fn build_base(l: &Loading) -> Result<State, String> {
         }
     }
     for (db, lens, runs) in &m.runs {
-        let d = Arc::make_mut(
-            st.dbs
-                .get_mut(db)
-                .ok_or_else(|| format!("manifest names unknown database {db}"))?,
-        );
-        let Some(Lens::Base(b)) = d.lenses.get_mut(lens) else {
-            return Err(format!("manifest names unknown base lens {db}.{lens}"));
-        };
-        let b = Arc::make_mut(b);
+        let b = base_lens_mut(&mut st, db, lens)?;
         for (file, lo, hi) in runs {
             let c = l
                 .runs
@@ -504,9 +500,6 @@ impl Engine {
                 fx,
             );
         }
-        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
-        for id in ids {
-            self.pump(id, fx);
-        }
+        self.pump_all(fx);
     }
 }

@@ -196,6 +196,21 @@ impl Engine {
         nonce
     }
 
+    /// Run whatever every connection has queued (after recovery, a checkpoint, a failure).
+    pub(crate) fn pump_all(&mut self, fx: &mut Vec<Effect>) {
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.pump(id, fx);
+        }
+    }
+
+    /// The `written_at` of the next commit: never before the last one, in flight or not.
+    fn next_written_at(&self) -> i64 {
+        let d = self.durable.as_ref().expect("durable mode");
+        let last = d.inflight.back().map_or(i64::MIN, |i| i.unit.written_at);
+        self.now_ms.max(self.state.written_at).max(last)
+    }
+
     pub(crate) fn read_wal(&mut self, fx: &mut Vec<Effect>) {
         let path = self.durable.as_ref().expect("durable mode").wal.clone();
         self.storage_op(StorageWait::ReadWal, StorageOp::ReadAll { path }, fx);
@@ -266,10 +281,7 @@ impl Engine {
             }
         }
         // Connections paused for a checkpoint resume (their writes will be refused).
-        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
-        for id in ids {
-            self.pump(id, fx);
-        }
+        self.pump_all(fx);
     }
 
     pub(crate) fn on_storage(
@@ -350,10 +362,7 @@ impl Engine {
                         d.rotating = false;
                     }
                     self.fail(format!("checkpoint failed: {e}"), fx);
-                    let ids: Vec<ConnId> = self.conns.keys().copied().collect();
-                    for id in ids {
-                        self.pump(id, fx);
-                    }
+                    self.pump_all(fx);
                 }
             }
             StorageWait::CheckpointManifest => self.checkpoint_done(result, fx),
@@ -447,10 +456,7 @@ impl Engine {
         for (db, lens) in lenses {
             self.maybe_compact(&db, &lens, fx);
         }
-        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
-        for id in ids {
-            self.pump(id, fx);
-        }
+        self.pump_all(fx);
     }
 
     /// A full disk failed the append of record `seq`: that commit and every later one in
@@ -585,8 +591,7 @@ impl Engine {
             Phase::Full(why) => return Err(format!("storage error: disk full ({why})")),
             other => return Err(format!("storage error: not ready ({other:?})")),
         }
-        let last = d.inflight.back().map_or(i64::MIN, |i| i.unit.written_at);
-        let written_at = self.now_ms.max(self.state.written_at).max(last);
+        let written_at = self.next_written_at();
         // Check in order, letting each DDL op shape the checks of the next.
         let mut view = self.pending_state();
         for op in &ops {
@@ -607,9 +612,7 @@ impl Engine {
         applied: bool,
         fx: &mut Vec<Effect>,
     ) -> Result<(), String> {
-        let d = self.durable.as_ref().expect("durable mode");
-        let last = d.inflight.back().map_or(i64::MIN, |i| i.unit.written_at);
-        let written_at = self.now_ms.max(self.state.written_at).max(last);
+        let written_at = self.next_written_at();
         let unit = CommitUnit { written_at, ops };
         let nonce = self.nonce();
         let d = self.durable.as_mut().expect("durable mode");

@@ -440,16 +440,14 @@ fn checkpoints_write_layer_files_and_a_manifest_and_restart_from_them() {
         "{:?}",
         d.log
     );
-    let before: Vec<String> = [
+    const QUERIES: [&str; 5] = [
         "RANGE LENS x 0 1000",
         "HISTORY LENS x 100 130",
         "AT LENS dd 55",
         "REDUCE LENS x 0 600 USING sum",
         "SHOW LENSES",
-    ]
-    .iter()
-    .map(|q| d.line(1, q))
-    .collect();
+    ];
+    let before: Vec<String> = QUERIES.iter().map(|q| d.line(1, q)).collect();
     let mut d = restart(d, small());
     assert!(d.fatal.is_none(), "{:?}", d.fatal);
     assert!(
@@ -458,16 +456,7 @@ fn checkpoints_write_layer_files_and_a_manifest_and_restart_from_them() {
         d.log
     );
     assert_eq!(d.line(1, "USE DATABASE db"), "OK");
-    let after: Vec<String> = [
-        "RANGE LENS x 0 1000",
-        "HISTORY LENS x 100 130",
-        "AT LENS dd 55",
-        "REDUCE LENS x 0 600 USING sum",
-        "SHOW LENSES",
-    ]
-    .iter()
-    .map(|q| d.line(1, q))
-    .collect();
+    let after: Vec<String> = QUERIES.iter().map(|q| d.line(1, q)).collect();
     assert_eq!(after, before);
     assert_eq!(before[2], "VAL i11");
     assert_eq!(d.line(1, "SHOW GRANTS bob"), "GRANTS 1; bob db:RU");
