@@ -162,6 +162,13 @@ pub(crate) struct Conn {
     pub txn: Option<Vec<Buffered>>,
 }
 
+impl Conn {
+    /// Input held and not yet executed (stats.rs, for the driver's backpressure).
+    pub(crate) fn backlog(&self) -> usize {
+        self.queued_bytes + self.buf.len()
+    }
+}
+
 /// A statement accepted into an open transaction.
 pub(crate) struct Buffered {
     pub op: Op,
@@ -181,6 +188,8 @@ pub struct Engine {
     pub(crate) compacting: BTreeSet<u64>,
     pub(crate) now_ms: i64,
     pub(crate) durable: Option<crate::durable::Durable>,
+    /// Counters for the driver's metrics (stats.rs).
+    pub(crate) stats: crate::stats::Stats,
 }
 
 impl Engine {
@@ -196,6 +205,7 @@ impl Engine {
             compacting: BTreeSet::new(),
             now_ms: 0,
             durable: None,
+            stats: crate::stats::Stats::default(),
         };
         e.durable = e.cfg.storage.clone().map(crate::durable::Durable::new);
         // A durable store bootstraps after recovery, when it knows whether users exist.
@@ -374,6 +384,9 @@ impl Engine {
     pub(crate) fn say(&mut self, id: ConnId, reply: &str) {
         if let Some(c) = self.conns.get_mut(&id) {
             debug_assert!(!reply.contains('\n'), "one reply line per statement");
+            if reply.starts_with("ERR") {
+                self.stats.errors += 1;
+            }
             c.out.extend_from_slice(reply.as_bytes());
             c.out.push(b'\n');
         }
@@ -459,6 +472,7 @@ impl Engine {
         if let (Some((db, lens, uid)), JobOutput::Compacted(c)) = (&p.compact, &output) {
             self.compacting.remove(uid);
             self.install_compaction(db, lens, *uid, c.clone());
+            self.stats.compactions += 1;
         }
         let Some(id) = p.conn else { return };
         if !self.conns.contains_key(&id) {

@@ -211,6 +211,10 @@ impl Engine {
             Ok(text) if text.trim_matches([' ', '\t']).is_empty() => Flow::Nothing,
             Ok(text) => {
                 let parsed = crate::parse::parse(text);
+                let kind = parsed
+                    .as_ref()
+                    .map_or(crate::stats::PARSE_ERROR, crate::stats::kind);
+                self.stats.statements[kind] += 1;
                 let authed = self.conns.get(&id).is_some_and(|c| c.authed);
                 match parsed {
                     Ok(Statement::Auth { user, password }) if !authed => {
@@ -815,6 +819,7 @@ impl Engine {
                     c.user = Some(user);
                     "OK".to_string()
                 } else {
+                    self.stats.auth_failures += 1;
                     self.say(id, "ERR authentication failed");
                     self.close_after_reply(id);
                     return false;

@@ -22,6 +22,7 @@ pub mod parse;
 pub mod query;
 pub mod recovery;
 pub mod reduce;
+pub mod stats;
 pub mod sweep;
 pub mod value;
 pub mod wal;
