@@ -75,6 +75,9 @@ pub enum Event {
     /// The client finished sending (half-close): answer everything it sent, a final line
     /// without `\n` included, then close.
     Eof(ConnId),
+    /// The server is stopping: answer every complete line already received, drop a
+    /// partial one (it may be cut short), then close. Takes no more input.
+    Drain(ConnId),
     FileRead {
         token: Token,
         result: Result<Vec<u8>, String>,
@@ -291,6 +294,13 @@ impl Engine {
                         c.queued_bytes += line.len();
                         c.queue.push_back(line);
                     }
+                    c.eof = true;
+                }
+                self.pump(id, fx);
+            }
+            Event::Drain(id) => {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.buf.clear();
                     c.eof = true;
                 }
                 self.pump(id, fx);

@@ -211,4 +211,15 @@ mod tests {
         assert!(e.quiescent());
         assert_eq!(e.store_stats().not_accepting, None);
     }
+
+    #[test]
+    fn drain_answers_complete_lines_and_drops_a_partial_one() {
+        let mut d = SyncDriver::new(Config::default());
+        d.open(1);
+        d.send(1, b"CREATE DATABASE d\nCREATE DATABASE e\nCREATE DATA");
+        d.run(crate::Event::Drain(1));
+        assert_eq!(d.take_lines(1), ["OK", "OK"]);
+        assert!(d.is_closed(1));
+        assert_eq!(d.engine.state().dbs.len(), 2);
+    }
 }

@@ -26,7 +26,7 @@ fn writers(dir: &str, n: u64, batch: usize) -> (f64, u64) {
     let tx = rt.sender();
     let setup = |id: u64, text: &str| {
         let (wtx, wrx) = channel();
-        tx.send(Input::Open(id, wtx)).unwrap();
+        tx.send(Input::Open(id, Box::new(wtx))).unwrap();
         tx.send(Input::Event(Event::Bytes(id, text.as_bytes().to_vec())))
             .unwrap();
         wrx
@@ -50,7 +50,7 @@ fn writers(dir: &str, n: u64, batch: usize) -> (f64, u64) {
             let done = done.clone();
             std::thread::spawn(move || {
                 let (wtx, wrx) = channel();
-                tx.send(Input::Open(w, wtx)).unwrap();
+                tx.send(Input::Open(w, Box::new(wtx))).unwrap();
                 tx.send(Input::Event(Event::Bytes(w, b"USE DATABASE db\n".to_vec())))
                     .unwrap();
                 let _ = wrx.recv().unwrap();

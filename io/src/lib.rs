@@ -1,10 +1,11 @@
 //! The real runtime adapter: runs the pure engine on one thread and executes its effects
-//! against the OS — sockets' bytes in and out, file reads for COPY, jobs on worker
-//! threads — supplying the wall clock and OS entropy the engine may not touch itself.
+//! against the OS — replies handed to each connection's sink, storage ops on a storage
+//! thread (in order, with fsyncs), jobs on a small worker pool, file reads for COPY —
+//! supplying the wall clock and OS entropy the engine may not touch itself.
 //!
-//! This first version is deliberately small and blocking (std threads and channels). The
-//! durability issue adds WAL/file effects here, and the server issue moves the network
-//! side onto smol; the engine-facing contract (events in, effects out) does not change.
+//! The network side lives in the server (smol tasks per connection); it talks to the
+//! engine thread through [`Input`] and receives replies through a [`ConnSink`]. The
+//! engine-facing contract (events in, effects out) is the same as the simulator's.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -19,17 +20,62 @@ use tau_engine::{run_job, Config, ConnId, Effect, Engine, Event};
 /// within the engine's nesting limits, deeper than std's 2 MiB default allows for.
 const STACK_BYTES: usize = 64 << 20;
 
-/// What the engine thread tells a connection's writer.
+/// What the engine thread tells a connection's writer (the channel [`ConnSink`]).
 #[derive(Debug)]
 pub enum ToConn {
     Bytes(Vec<u8>),
     Close,
 }
 
+/// Where the engine thread delivers one connection's output. Called on the engine
+/// thread: implementations must not block.
+pub trait ConnSink: Send {
+    /// Reply bytes, in order.
+    fn send(&mut self, bytes: Vec<u8>);
+    /// Close once everything sent before is written.
+    fn close(&mut self);
+    /// The engine has taken `consumed` of the bytes received on this connection so far
+    /// (monotonic): the rest waits in its queue. A driver's backpressure bounds the gap.
+    fn consumed(&mut self, _consumed: u64) {}
+}
+
+impl ConnSink for Sender<ToConn> {
+    fn send(&mut self, bytes: Vec<u8>) {
+        let _ = Sender::send(self, ToConn::Bytes(bytes));
+    }
+    fn close(&mut self) {
+        let _ = Sender::send(self, ToConn::Close);
+    }
+}
+
+/// What the engine can tell about itself, for metrics and health checks.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub stats: tau_engine::stats::Stats,
+    pub store: tau_engine::stats::StoreStats,
+    pub lenses: Vec<tau_engine::stats::LensLayers>,
+    pub connections: usize,
+}
+
+/// Callbacks the engine thread runs as it hands storage ops over (for metrics).
+#[derive(Default)]
+pub struct Hooks {
+    /// Bytes of one WAL append.
+    pub on_wal_append: Option<Box<dyn Fn(u64) + Send>>,
+    /// A WAL fsync was issued covering this many commits (the group-commit batch).
+    pub on_wal_sync: Option<Box<dyn Fn(u64) + Send>>,
+}
+
 /// What the outside world tells the engine thread.
 pub enum Input {
-    Open(ConnId, Sender<ToConn>),
+    Open(ConnId, Box<dyn ConnSink>),
     Event(Event),
+    /// Report a [`Snapshot`].
+    Snapshot(Box<dyn FnOnce(Snapshot) + Send>),
+    /// Stop cleanly: every connection answers the complete lines it has sent and closes
+    /// (`Event::Drain`), commits in flight finish, open files are fsynced; then `done`
+    /// runs and the engine thread ends.
+    Drain(Box<dyn FnOnce() + Send>),
     Shutdown,
 }
 
@@ -75,12 +121,16 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn start(cfg: Config) -> Runtime {
+        Runtime::start_with(cfg, Hooks::default())
+    }
+
+    pub fn start_with(cfg: Config, hooks: Hooks) -> Runtime {
         let (tx, rx) = channel::<Input>();
         let loop_tx = tx.clone();
         let handle = std::thread::Builder::new()
             .name("tau-engine".into())
             .stack_size(STACK_BYTES)
-            .spawn(move || engine_loop(cfg, rx, loop_tx))
+            .spawn(move || engine_loop(cfg, hooks, rx, loop_tx))
             .expect("spawn the engine thread");
         Runtime {
             tx,
@@ -90,6 +140,13 @@ impl Runtime {
 
     pub fn sender(&self) -> Sender<Input> {
         self.tx.clone()
+    }
+
+    /// Wait for the engine thread to end (after [`Input::Drain`] or [`Input::Shutdown`]).
+    pub fn join(mut self) {
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
     }
 }
 
@@ -175,29 +232,49 @@ fn storage_op(files: &mut BTreeMap<String, File>, op: StorageOp) -> std::io::Res
     })
 }
 
+/// What the engine thread hands the storage thread.
+enum StorageMsg {
+    Op(u64, StorageOp),
+    /// fsync every open file, then run the callback (a clean stop).
+    SyncAll(Box<dyn FnOnce() + Send>),
+}
+
 /// The storage thread: runs ops strictly in the order the engine emitted them (so a
 /// sync covers every append before it) and reports each completion.
 /// Appends already queued for the same file are written with one `write` (group commit
 /// brings them in bursts); each still gets its own completion, in order. If the combined
 /// write fails, every append in it fails: the engine cuts the file back to the first.
-fn storage_loop(rx: Receiver<(u64, StorageOp)>, tx: Sender<Input>) {
+fn storage_loop(rx: Receiver<StorageMsg>, tx: Sender<Input>) {
     let mut files = BTreeMap::new();
-    let mut next: Option<(u64, StorageOp)> = None;
+    let mut next: Option<StorageMsg> = None;
     loop {
-        let Some((token, op)) = next.take().or_else(|| rx.recv().ok()) else {
+        let Some(msg) = next.take().or_else(|| rx.recv().ok()) else {
             return;
+        };
+        let (token, op) = match msg {
+            StorageMsg::Op(token, op) => (token, op),
+            StorageMsg::SyncAll(done) => {
+                for (path, f) in &files {
+                    let f: &File = f;
+                    if let Err(e) = f.sync_data() {
+                        eprintln!("tau: fsync of {path} at shutdown failed: {e}");
+                    }
+                }
+                done();
+                continue;
+            }
         };
         let mut done = vec![token];
         let op = match op {
             StorageOp::Append { path, mut bytes } => {
-                while let Ok((t, more)) = rx.try_recv() {
+                while let Ok(more) = rx.try_recv() {
                     match more {
-                        StorageOp::Append { path: p, bytes: b } if p == path => {
+                        StorageMsg::Op(t, StorageOp::Append { path: p, bytes: b }) if p == path => {
                             bytes.extend_from_slice(&b);
                             done.push(t);
                         }
                         other => {
-                            next = Some((t, other));
+                            next = Some(other);
                             break;
                         }
                     }
@@ -250,9 +327,18 @@ fn job_pool(tx: Sender<Input>) -> Sender<(u64, tau_engine::Job)> {
     jtx
 }
 
-fn engine_loop(cfg: Config, rx: Receiver<Input>, tx: Sender<Input>) {
+/// One connection as the engine thread sees it.
+struct Link {
+    sink: Box<dyn ConnSink>,
+    /// Bytes received from the connection so far.
+    received: u64,
+    /// Of those, bytes the engine has taken out of its queue (last reported).
+    consumed: u64,
+}
+
+fn engine_loop(cfg: Config, hooks: Hooks, rx: Receiver<Input>, tx: Sender<Input>) {
     let import_dir: Option<PathBuf> = cfg.import_dir.as_ref().map(PathBuf::from);
-    let (stx, srx) = channel::<(u64, StorageOp)>();
+    let (stx, srx) = channel::<StorageMsg>();
     {
         let tx = tx.clone();
         std::thread::Builder::new()
@@ -262,34 +348,24 @@ fn engine_loop(cfg: Config, rx: Receiver<Input>, tx: Sender<Input>) {
     }
     let jobs = job_pool(tx.clone());
     let mut engine = Engine::new(cfg);
-    let mut conns: BTreeMap<ConnId, Sender<ToConn>> = BTreeMap::new();
+    let mut conns: BTreeMap<ConnId, Link> = BTreeMap::new();
     let mut fx = Vec::new();
+    let mut touched: Vec<ConnId> = Vec::new();
+    let mut appends_since_sync = 0u64;
+    let mut draining: Option<Box<dyn FnOnce() + Send>> = None;
     engine.step(now_ms(), Event::Boot, &mut fx);
-    while let Ok(input) = rx.recv() {
-        let ev = match input {
-            Input::Shutdown => return,
-            Input::Open(id, w) => {
-                conns.insert(id, w);
-                Event::Open(id)
-            }
-            Input::Event(ev) => {
-                if let Event::Closed(id) = &ev {
-                    conns.remove(id);
-                }
-                ev
-            }
-        };
-        engine.step(now_ms(), ev, &mut fx);
+    loop {
         for e in fx.drain(..) {
             match e {
                 Effect::Send(id, bytes) => {
-                    if let Some(w) = conns.get(&id) {
-                        let _ = w.send(ToConn::Bytes(bytes));
+                    if let Some(l) = conns.get_mut(&id) {
+                        l.sink.send(bytes);
+                        touched.push(id);
                     }
                 }
                 Effect::Close(id) => {
-                    if let Some(w) = conns.remove(&id) {
-                        let _ = w.send(ToConn::Close);
+                    if let Some(mut l) = conns.remove(&id) {
+                        l.sink.close();
                     }
                 }
                 Effect::ReadFile { token, path } => {
@@ -301,7 +377,22 @@ fn engine_loop(cfg: Config, rx: Receiver<Input>, tx: Sender<Input>) {
                     });
                 }
                 Effect::Storage { token, op } => {
-                    let _ = stx.send((token, op));
+                    match &op {
+                        StorageOp::Append { bytes, .. } => {
+                            appends_since_sync += 1;
+                            if let Some(h) = &hooks.on_wal_append {
+                                h(bytes.len() as u64);
+                            }
+                        }
+                        StorageOp::Sync { .. } => {
+                            if let Some(h) = &hooks.on_wal_sync {
+                                h(appends_since_sync);
+                            }
+                            appends_since_sync = 0;
+                        }
+                        _ => {}
+                    }
+                    let _ = stx.send(StorageMsg::Op(token, op));
                 }
                 Effect::Log(line) => eprintln!("tau: {line}"),
                 Effect::Fatal(msg) => {
@@ -314,6 +405,73 @@ fn engine_loop(cfg: Config, rx: Receiver<Input>, tx: Sender<Input>) {
                 }
             }
         }
+        // Tell each connection that made progress how much of its input the engine took.
+        for id in touched.drain(..) {
+            if let Some(l) = conns.get_mut(&id) {
+                let consumed = l.received.saturating_sub(engine.input_backlog(id) as u64);
+                if consumed > l.consumed {
+                    l.consumed = consumed;
+                    l.sink.consumed(consumed);
+                }
+            }
+        }
+        if draining.is_some() && engine.connection_count() == 0 && engine.quiescent() {
+            let done = draining.take().expect("checked");
+            let _ = stx.send(StorageMsg::SyncAll(done));
+            return;
+        }
+        let Ok(input) = rx.recv() else { return };
+        let ev = match input {
+            Input::Shutdown => return,
+            Input::Snapshot(reply) => {
+                reply(Snapshot {
+                    stats: engine.stats().clone(),
+                    store: engine.store_stats(),
+                    lenses: engine.lens_layers(),
+                    connections: engine.connection_count(),
+                });
+                continue;
+            }
+            Input::Drain(done) => {
+                draining = Some(done);
+                let ids: Vec<ConnId> = conns.keys().copied().collect();
+                for id in ids {
+                    engine.step(now_ms(), Event::Drain(id), &mut fx);
+                    touched.push(id);
+                }
+                continue;
+            }
+            Input::Open(id, sink) => {
+                conns.insert(
+                    id,
+                    Link {
+                        sink,
+                        received: 0,
+                        consumed: 0,
+                    },
+                );
+                engine.step(now_ms(), Event::Open(id), &mut fx);
+                if draining.is_some() {
+                    engine.step(now_ms(), Event::Drain(id), &mut fx);
+                }
+                continue;
+            }
+            Input::Event(ev) => ev,
+        };
+        match &ev {
+            Event::Closed(id) => {
+                conns.remove(id);
+            }
+            Event::Bytes(id, b) => {
+                if let Some(l) = conns.get_mut(id) {
+                    l.received += b.len() as u64;
+                    touched.push(*id);
+                }
+            }
+            Event::Eof(id) | Event::Drain(id) => touched.push(*id),
+            _ => {}
+        }
+        engine.step(now_ms(), ev, &mut fx);
     }
 }
 
@@ -326,7 +484,7 @@ mod tests {
         let rt = Runtime::start(Config::default());
         let tx = rt.sender();
         let (wtx, wrx) = channel();
-        tx.send(Input::Open(7, wtx)).unwrap();
+        tx.send(Input::Open(7, Box::new(wtx))).unwrap();
         tx.send(Input::Event(Event::Bytes(
             7,
             b"CREATE DATABASE d\nUSE DATABASE d\nSHOW DATABASES\nQUIT\n".to_vec(),
@@ -345,7 +503,7 @@ mod tests {
 
     fn roundtrip(tx: &Sender<Input>, id: u64, stmts: &str) -> String {
         let (wtx, wrx) = channel();
-        tx.send(Input::Open(id, wtx)).unwrap();
+        tx.send(Input::Open(id, Box::new(wtx))).unwrap();
         tx.send(Input::Event(Event::Bytes(
             id,
             format!("{stmts}QUIT\n").into_bytes(),
@@ -386,6 +544,56 @@ mod tests {
         assert_eq!(out, "OK\nVAL i7\nOK BYE\n");
         drop(rt);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn drain_answers_complete_lines_then_stops() {
+        let rt = Runtime::start(Config::default());
+        let tx = rt.sender();
+        let (wtx, wrx) = channel();
+        tx.send(Input::Open(3, Box::new(wtx))).unwrap();
+        tx.send(Input::Event(Event::Bytes(
+            3,
+            b"CREATE DATABASE d\nSHOW DATABASES\nCREATE DATA".to_vec(),
+        )))
+        .unwrap();
+        let (dtx, drx) = channel();
+        tx.send(Input::Drain(Box::new(move || {
+            let _ = dtx.send(());
+        })))
+        .unwrap();
+        let mut got = Vec::new();
+        let wait = std::time::Duration::from_secs(10);
+        while let ToConn::Bytes(b) = wrx.recv_timeout(wait).unwrap() {
+            got.extend(b);
+        }
+        assert_eq!(String::from_utf8(got).unwrap(), "OK\nNAMES 1; d\n");
+        drx.recv_timeout(wait).unwrap();
+        rt.join();
+    }
+
+    #[test]
+    fn consumed_reports_what_the_engine_took() {
+        struct Probe(Sender<u64>);
+        impl ConnSink for Probe {
+            fn send(&mut self, _: Vec<u8>) {}
+            fn close(&mut self) {}
+            fn consumed(&mut self, n: u64) {
+                let _ = self.0.send(n);
+            }
+        }
+        let rt = Runtime::start(Config::default());
+        let tx = rt.sender();
+        let (ptx, prx) = channel();
+        tx.send(Input::Open(4, Box::new(Probe(ptx)))).unwrap();
+        tx.send(Input::Event(Event::Bytes(
+            4,
+            b"SHOW DATABASES\nSHOW".to_vec(),
+        )))
+        .unwrap();
+        let wait = std::time::Duration::from_secs(10);
+        // 15 bytes of complete line taken; the partial "SHOW" is still held.
+        assert_eq!(prx.recv_timeout(wait).unwrap(), 15);
     }
 
     #[test]

@@ -81,7 +81,7 @@ fn serve(id: u64, stream: TcpStream, tx: Sender<Input>) {
     let Ok(mut writer) = stream.try_clone() else {
         return;
     };
-    if tx.send(Input::Open(id, wtx)).is_err() {
+    if tx.send(Input::Open(id, Box::new(wtx))).is_err() {
         return;
     }
     std::thread::spawn(move || {
