@@ -1,199 +1,253 @@
-//! `tau-server`: serves the Tau line protocol over TCP.
+//! `tau-server`: serves the Tau line protocol over TCP or TLS, on smol.
 //!
-//! `cargo run --release -p tau-server` serves 127.0.0.1:7070 with authentication off.
-//! This is the first, minimal server: blocking threads over the io runtime and data in
-//! memory only. Durability (./tau-data), TLS, configuration files, metrics and the smol
-//! adapter arrive with the durability and server issues; see README.md.
+//! `cargo run --release -p tau-server` serves 127.0.0.1:7070, durable in ./tau-data,
+//! with authentication off. The engine runs on its own thread (tau-io); this binary owns
+//! the sockets: one task per connection, backpressure, TLS, limits, the AUTH throttle,
+//! `/healthz` and `/metrics`, configuration and graceful shutdown. See README.md.
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{channel, Sender};
+mod config;
+mod http;
+mod metrics;
+mod net;
+mod tls;
+
+use config::{Level, Settings, Tls};
+use smol::{Async, Executor};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tau_engine::durable::StorageConfig;
 use tau_engine::wal::WalKey;
-use tau_engine::{Config, Event};
-use tau_io::{os_seed, Input, Runtime, ToConn};
+use tau_engine::Config;
+use tau_io::{os_seed, Hooks, Input, Runtime};
 
-const HELP: &str = "tau-server: the Tau time-series database server (preview)
+static LOG_LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
 
-usage: tau-server [--bind ADDR:PORT] [--data-dir DIR | --in-memory] [--key-file FILE]
-                  [--repair] [--import-dir DIR] [--max-line-bytes N] [--insecure]
-
-  --bind ADDR:PORT      listen address (default 127.0.0.1:7070)
-  --data-dir DIR        where the write-ahead log lives (default ./tau-data); every OK
-                        to a write means it is fsynced there
-  --in-memory           keep nothing on disk (data is lost when the server stops)
-  --key-file FILE       encrypt the log with AES-256-GCM; FILE holds 64 hex characters
-                        (or set TAU_KEY to them)
-  --repair              on a corrupt log, keep the intact prefix instead of refusing to
-                        start (what is discarded is logged)
-  --import-dir DIR      directory COPY may read from (default: COPY disabled)
-  --max-line-bytes N    longest accepted statement line (default 1048576)
-  --insecure            allow a non-loopback bind while authentication is off
-  -h, --help            this text";
-
-struct Args {
-    bind: String,
-    data_dir: String,
-    in_memory: bool,
-    key_file: Option<String>,
-    repair: bool,
-    import_dir: Option<String>,
-    max_line: usize,
-    insecure: bool,
+/// One line on stderr, if `level` is enabled.
+pub fn log(level: Level, msg: std::fmt::Arguments) {
+    if level as u8 <= LOG_LEVEL.load(Ordering::Relaxed) {
+        eprintln!("tau-server: {msg}");
+    }
 }
 
-fn args() -> Result<Args, String> {
-    let mut a = Args {
-        bind: "127.0.0.1:7070".into(),
-        data_dir: "./tau-data".into(),
-        in_memory: false,
-        key_file: None,
-        repair: false,
-        import_dir: None,
-        max_line: 1 << 20,
-        insecure: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(f) = it.next() {
-        let mut val = || it.next().ok_or_else(|| format!("{f} needs a value"));
-        match f.as_str() {
-            "--bind" => a.bind = val()?,
-            "--import-dir" => a.import_dir = Some(val()?),
-            "--data-dir" => a.data_dir = val()?,
-            "--in-memory" => a.in_memory = true,
-            "--key-file" => a.key_file = Some(val()?),
-            "--repair" => a.repair = true,
-            "--max-line-bytes" => {
-                a.max_line = val()?.parse().map_err(|_| "bad --max-line-bytes")?
-            }
-            "--insecure" => a.insecure = true,
-            "-h" | "--help" => return Err(HELP.into()),
-            _ => return Err(format!("unknown flag {f}\n\n{HELP}")),
-        }
-    }
-    Ok(a)
+fn die(code: i32, msg: impl std::fmt::Display) -> ! {
+    eprintln!("tau-server: {msg}");
+    std::process::exit(code);
 }
 
-/// One client: a reader loop feeding the engine, and a writer thread draining replies.
-fn serve(id: u64, stream: TcpStream, tx: Sender<Input>) {
-    let (wtx, wrx) = channel::<ToConn>();
-    let Ok(mut writer) = stream.try_clone() else {
-        return;
+fn encryption_key(s: &Settings) -> Option<WalKey> {
+    let text = match (&s.key_file, std::env::var("TAU_KEY")) {
+        (Some(f), _) => match std::fs::read_to_string(f) {
+            Ok(t) => t,
+            Err(e) => die(2, format_args!("cannot read key file {f}: {e}")),
+        },
+        (None, Ok(t)) => t,
+        (None, Err(_)) => return None,
     };
-    if tx.send(Input::Open(id, Box::new(wtx))).is_err() {
-        return;
+    match WalKey::from_hex(&text) {
+        Ok(k) => Some(k),
+        Err(e) => die(2, format_args!("bad encryption key: {e}")),
     }
-    std::thread::spawn(move || {
-        while let Ok(msg) = wrx.recv() {
-            match msg {
-                ToConn::Bytes(b) => {
-                    if writer.write_all(&b).is_err() {
-                        break;
-                    }
-                }
-                ToConn::Close => break,
-            }
-        }
-        let _ = writer.shutdown(Shutdown::Both);
-    });
-    let mut reader = stream;
-    let mut buf = vec![0u8; 64 * 1024];
-    let end = loop {
-        match reader.read(&mut buf) {
-            // A clean end of input may be a half-close: the client still reads replies,
-            // so the engine answers everything before it closes.
-            Ok(0) => break Event::Eof(id),
-            Err(_) => break Event::Closed(id),
-            Ok(n) => {
-                if tx
-                    .send(Input::Event(Event::Bytes(id, buf[..n].to_vec())))
-                    .is_err()
-                {
-                    return;
-                }
-            }
-        }
-    };
-    let _ = tx.send(Input::Event(end));
 }
 
 fn main() {
-    let a = match args() {
-        Ok(a) => a,
-        Err(e) => {
-            let help = e.starts_with("tau-server:");
-            eprintln!("{e}");
-            std::process::exit(if help { 0 } else { 2 });
-        }
-    };
-    let addr: SocketAddr = match a.bind.parse() {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("tau-server: bad --bind {:?}: {e}", a.bind);
-            std::process::exit(2);
-        }
-    };
-    if !addr.ip().is_loopback() && !a.insecure {
-        eprintln!("tau-server: refusing to bind {addr} with authentication off (use --insecure)");
-        std::process::exit(2);
-    }
-    let listener = match TcpListener::bind(addr) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("tau-server: cannot bind {addr}: {e}");
-            std::process::exit(1);
-        }
-    };
-    let key_hex = match (&a.key_file, std::env::var("TAU_KEY")) {
-        (Some(f), _) => match std::fs::read_to_string(f) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                eprintln!("tau-server: cannot read --key-file {f}: {e}");
-                std::process::exit(2);
+    let s = config::load().unwrap_or_else(|e| die(2, e));
+    LOG_LEVEL.store(s.log_level as u8, Ordering::Relaxed);
+    let key = encryption_key(&s);
+
+    let tls = match &s.tls {
+        Tls::Off => None,
+        Tls::Files { cert, key } => Some(tls::from_files(cert, key).unwrap_or_else(|e| die(2, e))),
+        Tls::SelfSigned => {
+            let dir = if s.in_memory {
+                std::env::temp_dir().join(format!("tau-server-{}", std::process::id()))
+            } else {
+                PathBuf::from(&s.data_dir)
+            };
+            let mut extra = Vec::new();
+            if !s.bind.ip().is_unspecified() {
+                extra.push(s.bind.ip().to_string());
             }
-        },
-        (None, Ok(t)) => Some(t),
-        (None, Err(_)) => None,
-    };
-    let key = match key_hex.map(|t| WalKey::from_hex(&t)) {
-        Some(Ok(k)) => Some(k),
-        Some(Err(e)) => {
-            eprintln!("tau-server: bad encryption key: {e}");
-            std::process::exit(2);
+            let (acc, path) = tls::self_signed(&dir, &extra).unwrap_or_else(|e| die(1, e));
+            log(
+                Level::Info,
+                format_args!("TLS: self-signed certificate in {}", path.display()),
+            );
+            Some(acc)
         }
-        None => None,
     };
-    let storage = (!a.in_memory).then(|| StorageConfig {
-        dir: a.data_dir.clone(),
+
+    let listener = TcpListener::bind(s.bind)
+        .and_then(Async::new)
+        .unwrap_or_else(|e| die(1, format_args!("cannot bind {}: {e}", s.bind)));
+    let metrics_listener = s.metrics_bind.map(|a| {
+        TcpListener::bind(a)
+            .and_then(Async::new)
+            .unwrap_or_else(|e| die(1, format_args!("cannot bind metrics address {a}: {e}")))
+    });
+
+    // Signals: the first SIGTERM/SIGINT starts a clean stop, a second one exits at once.
+    let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .unwrap_or_else(|e| die(1, format_args!("cannot install signal handlers: {e}")));
+    std::thread::Builder::new()
+        .name("tau-signals".into())
+        .spawn(move || {
+            for (n, sig) in signals.forever().enumerate() {
+                if n == 0 {
+                    log(Level::Info, format_args!("signal {sig}: stopping"));
+                    stop_tx.close();
+                } else {
+                    die(1, format_args!("signal {sig} again: exiting at once"));
+                }
+            }
+        })
+        .unwrap_or_else(|e| die(1, format_args!("cannot start the signal thread: {e}")));
+
+    let metrics = Arc::new(metrics::Metrics::new());
+    let hooks = {
+        let (bytes, syncs, batch) = (
+            metrics.wal_bytes.clone(),
+            metrics.wal_syncs.clone(),
+            metrics.group_commit.clone(),
+        );
+        Hooks {
+            on_wal_append: Some(Box::new(move |n| {
+                bytes.inc_by(n);
+            })),
+            on_wal_sync: Some(Box::new(move |n| {
+                syncs.inc();
+                batch.observe(n as f64);
+            })),
+        }
+    };
+    let storage = (!s.in_memory).then(|| StorageConfig {
+        dir: s.data_dir.clone(),
         key: key.clone(),
-        repair: a.repair,
-        checkpoint_bytes: StorageConfig::CHECKPOINT_BYTES,
+        repair: s.repair,
+        checkpoint_bytes: s.checkpoint_bytes,
     });
-    let rt = Runtime::start(Config {
-        import_dir: a.import_dir,
-        max_line_bytes: a.max_line,
-        seed: os_seed(),
-        storage,
-        ..Config::default()
-    });
-    let local = listener.local_addr().unwrap_or(addr);
-    let mode = if a.in_memory {
+    let rt = Runtime::start_with(
+        Config {
+            import_dir: s.import_dir.clone(),
+            max_line_bytes: s.max_line_bytes,
+            // The server's input window keeps each queue far below this; it is the
+            // engine's own last line of defence.
+            max_pipelined_bytes: (64usize << 20).max(s.input_window_bytes.saturating_mul(2)),
+            auth: s.auth,
+            bootstrap_admin: s.admin.clone(),
+            default_database: s.default_database.clone(),
+            compact_threshold: s.compact_threshold,
+            compact_thresholds: s.compact_thresholds.clone(),
+            seed: os_seed(),
+            storage,
+            ..Config::default()
+        },
+        hooks,
+    );
+    let sv = Arc::new(net::Server::new(
+        rt.sender(),
+        metrics,
+        tls,
+        stop_rx.clone(),
+        &s,
+    ));
+
+    let local = listener.get_ref().local_addr().unwrap_or(s.bind);
+    let mode = if s.in_memory {
         "in memory".to_string()
     } else {
         format!(
             "data in {}{}",
-            a.data_dir,
+            s.data_dir,
             if key.is_some() { ", encrypted" } else { "" }
         )
     };
-    eprintln!("tau-server: serving on {local} ({mode}, auth off)");
-    let next = AtomicU64::new(1);
-    for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
-        let _ = stream.set_nodelay(true);
-        let id = next.fetch_add(1, Ordering::Relaxed);
-        let tx = rt.sender();
-        std::thread::spawn(move || serve(id, stream, tx));
+    let metrics_note = match &metrics_listener {
+        Some(l) => format!(
+            ", metrics on http://{}",
+            l.get_ref()
+                .local_addr()
+                .map_or("?".into(), |a| a.to_string())
+        ),
+        None => String::new(),
+    };
+    // Tests and scripts read the address from this line: keep its shape.
+    eprintln!(
+        "tau-server: serving on {local} ({mode}, auth {}, {}{metrics_note})",
+        if s.auth { "on" } else { "off" },
+        if sv.tls.is_some() { "TLS" } else { "plain TCP" },
+    );
+
+    let ex: Arc<Executor<'static>> = Arc::new(Executor::new());
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8));
+    for i in 1..threads {
+        let (ex, stop) = (ex.clone(), stop_rx.clone());
+        std::thread::Builder::new()
+            .name(format!("tau-net-{i}"))
+            .spawn(move || {
+                smol::block_on(ex.run(async {
+                    // Serve until the process exits.
+                    let _ = stop.recv().await;
+                    std::future::pending::<()>().await;
+                }))
+            })
+            .unwrap_or_else(|e| die(1, format_args!("cannot start a network thread: {e}")));
     }
+    let shutdown_timeout = Duration::from_secs(s.shutdown_timeout_secs);
+    let code = smol::block_on(ex.run(async {
+        ex.spawn(net::accept_loop(listener, sv.clone(), ex.clone()))
+            .detach();
+        if let Some(l) = metrics_listener {
+            ex.spawn(http::serve(l, sv.clone(), ex.clone())).detach();
+        }
+        let _ = stop_rx.recv().await;
+        graceful_stop(&sv, shutdown_timeout).await
+    }));
+    drop(rt);
+    std::process::exit(code);
+}
+
+/// Stop accepting (the accept loops watch the same signal), let the engine answer every
+/// complete statement it has received and close each connection, wait for commits in
+/// flight, fsync, and give the writers a moment to deliver the last replies.
+async fn graceful_stop(sv: &net::Server, timeout: Duration) -> i32 {
+    use smol::future::FutureExt;
+    let t0 = Instant::now();
+    let (tx, rx) = smol::channel::bounded(1);
+    let drained = sv
+        .engine
+        .send(Input::Drain(Box::new(move || {
+            let _ = tx.try_send(());
+        })))
+        .is_ok();
+    let done = drained
+        && async { rx.recv().await.is_ok() }
+            .or(async {
+                smol::Timer::after(timeout).await;
+                false
+            })
+            .await;
+    if !done {
+        log(
+            Level::Error,
+            format_args!("statements still in flight after {timeout:?}; exiting anyway"),
+        );
+        return 1;
+    }
+    // Replies are queued; let the connections write them (bounded wait).
+    let deadline = Instant::now() + Duration::from_secs(5).min(timeout);
+    while sv.active.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+        smol::Timer::after(Duration::from_millis(10)).await;
+    }
+    log(
+        Level::Info,
+        format_args!("stopped cleanly in {} ms", t0.elapsed().as_millis()),
+    );
+    0
 }

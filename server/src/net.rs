@@ -1,0 +1,640 @@
+//! The network side: the accept loop, one task per connection (a reader and a writer
+//! half joined), backpressure, limits and the per-address AUTH throttle.
+//!
+//! Bytes go to the engine thread as `Event::Bytes`; replies come back through a
+//! [`ConnSink`] the engine thread calls without blocking. Backpressure keeps every
+//! connection's memory bounded: the reader stops reading its socket while the engine
+//! holds more than `input_window_bytes` of its input unexecuted, or while more than
+//! `output_window_bytes` of its replies wait to be written (a client that never reads).
+
+use crate::metrics::Metrics;
+use crate::{log, Level};
+use smol::channel::{self, Receiver, Sender};
+use smol::future::FutureExt;
+use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use smol::{Async, Executor, Timer};
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tau_engine::Event;
+use tau_io::{ConnSink, Input, ToConn};
+
+/// Reads from a socket are at most this big.
+const READ_BYTES: usize = 64 << 10;
+/// Replies queued together are written with one call, up to this size.
+const WRITE_COALESCE_BYTES: usize = 256 << 10;
+/// How long a rejected or throttled client gets to read its one line.
+const REJECT_LINGER: Duration = Duration::from_secs(1);
+/// Connections being turned away at once; past this they are dropped without a word.
+const MAX_REJECTING: usize = 64;
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub const CONNECTION_LIMIT: &[u8] = b"ERR server at connection limit\n";
+pub const THROTTLED: &[u8] =
+    b"ERR authentication failed: too many failed attempts from this address, retry later\n";
+
+/// Server-wide state shared by every connection task.
+pub struct Server {
+    pub engine: std::sync::mpsc::Sender<Input>,
+    pub metrics: Arc<Metrics>,
+    pub tls: Option<futures_rustls::TlsAcceptor>,
+    /// Closed when the server starts stopping.
+    pub shutdown: Receiver<()>,
+    pub auth: bool,
+    pub max_connections: usize,
+    pub idle_timeout: Option<Duration>,
+    pub input_window: u64,
+    pub output_window: usize,
+    pub active: AtomicUsize,
+    rejecting: AtomicUsize,
+    next_id: AtomicU64,
+    limiter: Mutex<Limiter>,
+}
+
+impl Server {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        engine: std::sync::mpsc::Sender<Input>,
+        metrics: Arc<Metrics>,
+        tls: Option<futures_rustls::TlsAcceptor>,
+        shutdown: Receiver<()>,
+        s: &crate::config::Settings,
+    ) -> Server {
+        Server {
+            engine,
+            metrics,
+            tls,
+            shutdown,
+            auth: s.auth,
+            max_connections: s.max_connections,
+            idle_timeout: (s.idle_timeout_secs > 0)
+                .then(|| Duration::from_secs(s.idle_timeout_secs)),
+            input_window: s.input_window_bytes as u64,
+            output_window: s.output_window_bytes,
+            active: AtomicUsize::new(0),
+            rejecting: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+            limiter: Mutex::new(Limiter::new(
+                s.max_auth_failures,
+                Duration::from_secs(s.failure_refill_secs),
+            )),
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.shutdown.is_closed()
+    }
+
+    async fn until_shutdown(&self) {
+        let _ = self.shutdown.recv().await;
+    }
+}
+
+/// Failed AUTH attempts per client address: a token bucket holding `cap` failures,
+/// refilled by one every `refill`. An address with an empty bucket is turned away
+/// before its password is checked, so guessing costs the attacker time and costs the
+/// server no Argon2 work.
+pub struct Limiter {
+    cap: f64,
+    refill: Duration,
+    buckets: HashMap<IpAddr, (f64, Instant)>,
+}
+
+/// Addresses remembered at most; full buckets are forgotten first.
+const LIMITER_ADDRESSES_MAX: usize = 100_000;
+
+impl Limiter {
+    pub fn new(cap: u32, refill: Duration) -> Limiter {
+        Limiter {
+            cap: f64::from(cap.max(1)),
+            refill: refill.max(Duration::from_millis(1)),
+            buckets: HashMap::new(),
+        }
+    }
+
+    fn level(&mut self, ip: IpAddr, now: Instant) -> f64 {
+        let (cap, refill) = (self.cap, self.refill);
+        let Some((tokens, at)) = self.buckets.get_mut(&ip) else {
+            return cap;
+        };
+        let gained = now.saturating_duration_since(*at).as_secs_f64() / refill.as_secs_f64();
+        *tokens = (*tokens + gained).min(cap);
+        *at = now;
+        *tokens
+    }
+
+    /// No failures left for `ip`.
+    pub fn blocked(&mut self, ip: IpAddr, now: Instant) -> bool {
+        self.level(ip, now) < 1.0
+    }
+
+    pub fn failure(&mut self, ip: IpAddr, now: Instant) {
+        let left = self.level(ip, now) - 1.0;
+        if self.buckets.len() >= LIMITER_ADDRESSES_MAX && !self.buckets.contains_key(&ip) {
+            let cap = self.cap;
+            let refill = self.refill.as_secs_f64();
+            self.buckets.retain(|_, (t, at)| {
+                *t + now.saturating_duration_since(*at).as_secs_f64() / refill < cap
+            });
+        }
+        self.buckets.insert(ip, (left.max(0.0), now));
+    }
+}
+
+/// What a connection's two halves and the engine thread share.
+struct ConnState {
+    /// Reply bytes handed over by the engine and not yet written to the socket.
+    unsent: AtomicUsize,
+    /// Input bytes the engine has taken off its queue (see `ConnSink::consumed`).
+    consumed: AtomicU64,
+    /// Poked when `unsent` falls or `consumed` grows; holds at most one poke.
+    wake: Sender<()>,
+    /// Statement lines received and not yet answered, with when they arrived, run-length
+    /// encoded: for the latency histogram and the idle check.
+    lines: Mutex<VecDeque<(u32, Instant)>>,
+}
+
+impl ConnState {
+    fn outstanding(&self) -> bool {
+        !self.lines.lock().expect("lines lock").is_empty()
+    }
+
+    /// `n` reply lines went out: each answers the oldest unanswered line.
+    fn answered(&self, mut n: usize, m: &Metrics) {
+        if n == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let mut q = self.lines.lock().expect("lines lock");
+        while n > 0 {
+            let Some((count, at)) = q.front_mut() else {
+                return;
+            };
+            let secs = now.saturating_duration_since(*at).as_secs_f64();
+            let take = (*count as usize).min(n);
+            for _ in 0..take {
+                m.latency.observe(secs);
+            }
+            n -= take;
+            *count -= take as u32;
+            if *count == 0 {
+                q.pop_front();
+            }
+        }
+    }
+}
+
+/// The engine thread's handle on a connection.
+struct NetSink {
+    out: Sender<ToConn>,
+    st: Arc<ConnState>,
+}
+
+impl ConnSink for NetSink {
+    fn send(&mut self, bytes: Vec<u8>) {
+        self.st.unsent.fetch_add(bytes.len(), Ordering::AcqRel);
+        let _ = self.out.try_send(ToConn::Bytes(bytes));
+    }
+    fn close(&mut self) {
+        let _ = self.out.try_send(ToConn::Close);
+    }
+    fn consumed(&mut self, consumed: u64) {
+        self.st.consumed.store(consumed, Ordering::Release);
+        let _ = self.st.wake.try_send(());
+    }
+}
+
+/// Counts non-blank lines (blank ones get no reply) across read boundaries.
+struct LineCounter {
+    in_line: bool,
+}
+
+impl LineCounter {
+    fn count(&mut self, bytes: &[u8]) -> u32 {
+        let mut n = 0;
+        for &b in bytes {
+            match b {
+                b'\n' => {
+                    n += u32::from(self.in_line);
+                    self.in_line = false;
+                }
+                b' ' | b'\t' | b'\r' => {}
+                _ => self.in_line = true,
+            }
+        }
+        n
+    }
+}
+
+/// Accept connections until the server stops; then drop the listener.
+pub async fn accept_loop(
+    listener: Async<TcpListener>,
+    sv: Arc<Server>,
+    ex: Arc<Executor<'static>>,
+) {
+    loop {
+        let next = async { Some(listener.accept().await) }
+            .or(async {
+                sv.until_shutdown().await;
+                None
+            })
+            .await;
+        let Some(accepted) = next else { break };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors, typically: back off instead of spinning.
+                log(Level::Warn, format_args!("accept failed: {e}"));
+                Timer::after(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.get_ref().set_nodelay(true);
+        if sv.active.load(Ordering::Acquire) >= sv.max_connections {
+            sv.metrics.connections_rejected.inc();
+            if sv.rejecting.fetch_add(1, Ordering::AcqRel) < MAX_REJECTING {
+                let sv2 = sv.clone();
+                ex.spawn(async move {
+                    reject(stream, sv2.tls.clone()).await;
+                    sv2.rejecting.fetch_sub(1, Ordering::AcqRel);
+                })
+                .detach();
+            } else {
+                sv.rejecting.fetch_sub(1, Ordering::AcqRel);
+            }
+            continue;
+        }
+        let guard = Active::new(sv.clone());
+        ex.spawn(async move {
+            serve(stream, peer, &guard.0).await;
+            drop(guard);
+        })
+        .detach();
+    }
+    log(Level::Debug, format_args!("stopped accepting"));
+}
+
+/// Counts a connection as active for as long as it lives.
+struct Active(Arc<Server>);
+
+impl Active {
+    fn new(sv: Arc<Server>) -> Active {
+        sv.active.fetch_add(1, Ordering::AcqRel);
+        sv.metrics.connections_total.inc();
+        sv.metrics.connections_active.inc();
+        Active(sv)
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+        self.0.metrics.connections_active.dec();
+    }
+}
+
+/// Say one line and close, giving the client a moment to read it (closing a socket
+/// with unread input would reset it and could destroy the line in flight).
+async fn say_and_close<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, line: &[u8]) {
+    let work = async {
+        let _ = s.write_all(line).await;
+        let _ = s.flush().await;
+        let _ = s.close().await;
+        let mut sink = [0u8; 4096];
+        while let Ok(n) = s.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    work.or(async {
+        Timer::after(REJECT_LINGER).await;
+    })
+    .await;
+}
+
+async fn reject(stream: Async<TcpStream>, tls: Option<futures_rustls::TlsAcceptor>) {
+    match tls {
+        None => say_and_close(stream, CONNECTION_LIMIT).await,
+        Some(acc) => {
+            let hs = async { acc.accept(stream).await.ok() }
+                .or(async {
+                    Timer::after(REJECT_LINGER).await;
+                    None
+                })
+                .await;
+            if let Some(s) = hs {
+                say_and_close(s, CONNECTION_LIMIT).await;
+            }
+        }
+    }
+}
+
+async fn serve(stream: Async<TcpStream>, peer: SocketAddr, sv: &Arc<Server>) {
+    match &sv.tls {
+        None => run(stream, peer, sv).await,
+        Some(acc) => {
+            let hs = async { Some(acc.accept(stream).await) }
+                .or(async {
+                    Timer::after(TLS_HANDSHAKE_TIMEOUT).await;
+                    None
+                })
+                .await;
+            match hs {
+                Some(Ok(s)) => run(s, peer, sv).await,
+                Some(Err(e)) => {
+                    sv.metrics.tls_handshake_failures.inc();
+                    log(Level::Debug, format_args!("TLS handshake with {peer}: {e}"));
+                }
+                None => {
+                    sv.metrics.tls_handshake_failures.inc();
+                    log(
+                        Level::Debug,
+                        format_args!("TLS handshake with {peer} timed out"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// One connection, plain or TLS.
+async fn run<S>(stream: S, peer: SocketAddr, sv: &Arc<Server>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if sv.auth
+        && sv
+            .limiter
+            .lock()
+            .expect("limiter lock")
+            .blocked(peer.ip(), Instant::now())
+    {
+        sv.metrics.auth_throttled.inc();
+        log(
+            Level::Info,
+            format_args!("{peer}: turned away, too many failed AUTH attempts"),
+        );
+        return say_and_close(stream, THROTTLED).await;
+    }
+    let id = sv.next_id.fetch_add(1, Ordering::Relaxed);
+    let (out_tx, out_rx) = channel::unbounded();
+    let (wake_tx, wake_rx) = channel::bounded(1);
+    let st = Arc::new(ConnState {
+        unsent: AtomicUsize::new(0),
+        consumed: AtomicU64::new(0),
+        wake: wake_tx,
+        lines: Mutex::new(VecDeque::new()),
+    });
+    let sink = NetSink {
+        out: out_tx,
+        st: st.clone(),
+    };
+    if sv.engine.send(Input::Open(id, Box::new(sink))).is_err() {
+        return;
+    }
+    // Closed by whichever half ends the connection first.
+    let (stop_tx, stop_rx) = channel::bounded::<()>(1);
+    let (r, w) = smol::io::split(stream);
+    let reader = read_half(id, r, &st, wake_rx, &stop_tx, &stop_rx, sv);
+    let writer = write_half(id, w, out_rx, &st, &stop_tx, &stop_rx, peer, sv);
+    smol::future::zip(reader, writer).await;
+}
+
+enum Wait {
+    Go,
+    Stop,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn read_half<R: AsyncRead + Unpin>(
+    id: u64,
+    mut r: R,
+    st: &ConnState,
+    wake: Receiver<()>,
+    stop_tx: &Sender<()>,
+    stop: &Receiver<()>,
+    sv: &Server,
+) {
+    enum Got {
+        Read(std::io::Result<usize>),
+        Stop,
+        Idle,
+    }
+    let mut buf = vec![0u8; READ_BYTES];
+    let mut sent = 0u64;
+    let mut lines = LineCounter { in_line: false };
+    let stopped = || async {
+        let _ = stop.recv().await;
+    };
+    loop {
+        // Backpressure: read nothing more while the engine or the client is behind.
+        loop {
+            let in_flight = sent.saturating_sub(st.consumed.load(Ordering::Acquire));
+            let unsent = st.unsent.load(Ordering::Acquire);
+            if in_flight < sv.input_window && unsent < sv.output_window {
+                break;
+            }
+            let w = async {
+                let _ = wake.recv().await;
+                Wait::Go
+            }
+            .or(async {
+                stopped().await;
+                Wait::Stop
+            })
+            .or(async {
+                sv.until_shutdown().await;
+                Wait::Stop
+            })
+            .await;
+            if let Wait::Stop = w {
+                return;
+            }
+        }
+        let got = async { Got::Read(r.read(&mut buf).await) }
+            .or(async {
+                stopped().await;
+                Got::Stop
+            })
+            .or(async {
+                sv.until_shutdown().await;
+                Got::Stop
+            })
+            .or(async {
+                match sv.idle_timeout {
+                    Some(d) => Timer::after(d).await,
+                    None => std::future::pending().await,
+                };
+                Got::Idle
+            })
+            .await;
+        match got {
+            // On shutdown the engine drains the connection: it answers what it has
+            // and closes it, and the writer sends that out.
+            Got::Stop => return,
+            Got::Idle => {
+                // Not idle while a statement is being answered or replies go out.
+                if st.outstanding() || st.unsent.load(Ordering::Acquire) > 0 {
+                    continue;
+                }
+                sv.metrics.idle_closed.inc();
+                log(Level::Debug, format_args!("connection {id}: idle, closed"));
+                let _ = sv.engine.send(Input::Event(Event::Closed(id)));
+                stop_tx.close();
+                return;
+            }
+            Got::Read(Ok(0)) => {
+                // A clean end of input may be a half-close: the client still reads
+                // replies, so the engine answers everything before it closes.
+                if !sv.stopping() {
+                    let _ = sv.engine.send(Input::Event(Event::Eof(id)));
+                }
+                return;
+            }
+            Got::Read(Err(_)) => {
+                let _ = sv.engine.send(Input::Event(Event::Closed(id)));
+                stop_tx.close();
+                return;
+            }
+            Got::Read(Ok(n)) => {
+                let k = lines.count(&buf[..n]);
+                if k > 0 {
+                    st.lines
+                        .lock()
+                        .expect("lines lock")
+                        .push_back((k, Instant::now()));
+                }
+                sent += n as u64;
+                if sv
+                    .engine
+                    .send(Input::Event(Event::Bytes(id, buf[..n].to_vec())))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn write_half<W: AsyncWrite + Unpin>(
+    id: u64,
+    mut w: W,
+    out: Receiver<ToConn>,
+    st: &ConnState,
+    stop_tx: &Sender<()>,
+    stop: &Receiver<()>,
+    peer: SocketAddr,
+    sv: &Server,
+) {
+    // With auth on, the first reply line answers the AUTH line.
+    let mut first_reply = sv.auth;
+    let mut buf: Vec<u8> = Vec::new();
+    let clean = loop {
+        let msg = async { out.recv().await.ok() }
+            .or(async {
+                let _ = stop.recv().await;
+                None
+            })
+            .await;
+        // The engine dropped the connection, or the reader gave up on it.
+        let Some(msg) = msg else { break false };
+        let mut close = false;
+        buf.clear();
+        match msg {
+            ToConn::Bytes(b) => buf = b,
+            ToConn::Close => close = true,
+        }
+        while !close && buf.len() < WRITE_COALESCE_BYTES {
+            match out.try_recv() {
+                Ok(ToConn::Bytes(b)) => buf.extend_from_slice(&b),
+                Ok(ToConn::Close) => close = true,
+                Err(_) => break,
+            }
+        }
+        if first_reply && !buf.is_empty() {
+            first_reply = false;
+            if buf.starts_with(b"ERR authentication failed") {
+                sv.limiter
+                    .lock()
+                    .expect("limiter lock")
+                    .failure(peer.ip(), Instant::now());
+            }
+        }
+        st.answered(buf.iter().filter(|&&b| b == b'\n').count(), &sv.metrics);
+        let n = buf.len();
+        let wrote = async { Some(w.write_all(&buf).await.is_ok()) }
+            .or(async {
+                match sv.idle_timeout {
+                    // A client that reads nothing for this long is gone.
+                    Some(d) => Timer::after(d).await,
+                    None => std::future::pending().await,
+                };
+                None
+            })
+            .await;
+        st.unsent.fetch_sub(n, Ordering::AcqRel);
+        let _ = st.wake.try_send(());
+        match wrote {
+            Some(true) => {}
+            Some(false) => break false,
+            None => {
+                sv.metrics.idle_closed.inc();
+                log(
+                    Level::Debug,
+                    format_args!("connection {id}: client stopped reading, closed"),
+                );
+                break false;
+            }
+        }
+        if close {
+            break true;
+        }
+    };
+    if clean {
+        let _ = async {
+            let _ = w.flush().await;
+            let _ = w.close().await;
+        }
+        .or(async {
+            Timer::after(REJECT_LINGER).await;
+        })
+        .await;
+    } else {
+        let _ = sv.engine.send(Input::Event(Event::Closed(id)));
+    }
+    stop_tx.close();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_blocks_after_the_burst_and_refills() {
+        let mut l = Limiter::new(3, Duration::from_secs(10));
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let other: IpAddr = "10.0.0.2".parse().unwrap();
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert!(!l.blocked(ip, t0));
+            l.failure(ip, t0);
+        }
+        assert!(l.blocked(ip, t0));
+        assert!(!l.blocked(other, t0));
+        assert!(l.blocked(ip, t0 + Duration::from_secs(9)));
+        assert!(!l.blocked(ip, t0 + Duration::from_secs(11)));
+    }
+
+    #[test]
+    fn line_counter_skips_blank_lines_across_reads() {
+        let mut c = LineCounter { in_line: false };
+        assert_eq!(c.count(b"AT LENS x 1\n\r\n  \nAT LE"), 1);
+        assert_eq!(c.count(b"NS x 2\n\n"), 1);
+        assert_eq!(c.count(b"\n"), 0);
+    }
+}
