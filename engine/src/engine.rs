@@ -22,6 +22,11 @@ pub struct Config {
     pub max_line_bytes: usize,
     /// Most input a connection may queue behind a busy statement.
     pub max_pipelined_bytes: usize,
+    /// Once a connection's replies from one step reach this many bytes, it executes no
+    /// more queued lines until `Event::Resume` (its driver sends that when the client
+    /// has read them). Bounds reply memory for a client that pipelines large reads and
+    /// does not read. `usize::MAX`: never hold.
+    pub reply_burst_bytes: usize,
     pub auth: bool,
     /// Created with `A` on `*` (a global admin) when no users exist.
     pub bootstrap_admin: Option<(String, String)>,
@@ -48,6 +53,7 @@ impl Default for Config {
         Config {
             max_line_bytes: 1 << 20,
             max_pipelined_bytes: 64 << 20,
+            reply_burst_bytes: usize::MAX,
             auth: false,
             bootstrap_admin: None,
             import_dir: None,
@@ -78,6 +84,9 @@ pub enum Event {
     /// The server is stopping: answer every complete line already received, drop a
     /// partial one (it may be cut short), then close. Takes no more input.
     Drain(ConnId),
+    /// The connection's replies have been delivered: run its queued lines again (see
+    /// `Config::reply_burst_bytes`).
+    Resume(ConnId),
     FileRead {
         token: Token,
         result: Result<Vec<u8>, String>,
@@ -157,6 +166,8 @@ pub(crate) struct Conn {
     /// Input ended: close once the queue is answered.
     eof: bool,
     pub busy: bool,
+    /// Held for `Config::reply_burst_bytes` until `Event::Resume`.
+    held: bool,
     pub closing: bool,
     pub out: Vec<u8>,
     pub db: Option<String>,
@@ -298,6 +309,12 @@ impl Engine {
                 }
                 self.pump(id, fx);
             }
+            Event::Resume(id) => {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.held = false;
+                }
+                self.pump(id, fx);
+            }
             Event::Drain(id) => {
                 if let Some(c) = self.conns.get_mut(&id) {
                     c.buf.clear();
@@ -371,7 +388,12 @@ impl Engine {
             let Some(c) = self.conns.get_mut(&id) else {
                 return;
             };
-            if c.busy || c.closing {
+            // Input that has ended is finite: only a live client is held back.
+            if c.busy || c.closing || (c.held && !c.eof) {
+                return;
+            }
+            if c.out.len() >= self.cfg.reply_burst_bytes && !c.eof && !c.queue.is_empty() {
+                c.held = true;
                 return;
             }
             let Some(line) = c.queue.pop_front() else {

@@ -222,4 +222,28 @@ mod tests {
         assert!(d.is_closed(1));
         assert_eq!(d.engine.state().dbs.len(), 2);
     }
+
+    #[test]
+    fn a_connection_is_held_after_a_reply_burst_until_resumed() {
+        let mut d = SyncDriver::new(Config {
+            reply_burst_bytes: 10,
+            ..Config::default()
+        });
+        d.open(1);
+        d.send(
+            1,
+            b"SHOW DATABASES\nSHOW DATABASES\nSHOW DATABASES\nSHOW DATABASES\n",
+        );
+        // "NAMES 0\n" is 8 bytes: two replies reach the burst, the rest wait.
+        assert_eq!(d.take_lines(1), ["NAMES 0", "NAMES 0"]);
+        d.run(crate::Event::Resume(1));
+        assert_eq!(d.take_lines(1), ["NAMES 0", "NAMES 0"]);
+        d.run(crate::Event::Resume(1));
+        assert!(d.take_lines(1).is_empty());
+        // Ended input is answered in full.
+        d.send(1, b"SHOW DATABASES\nSHOW DATABASES\nSHOW DATABASES\n");
+        d.eof(1);
+        assert_eq!(d.take_lines(1).len(), 3);
+        assert!(d.is_closed(1));
+    }
 }

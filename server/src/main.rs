@@ -139,6 +139,9 @@ fn main() {
             // The server's input window keeps each queue far below this; it is the
             // engine's own last line of defence.
             max_pipelined_bytes: (64usize << 20).max(s.input_window_bytes.saturating_mul(2)),
+            // Replies: the engine stops running a connection's queued lines once a burst
+            // of its replies reaches the output window, until the writer has sent them.
+            reply_burst_bytes: s.output_window_bytes,
             auth: s.auth,
             bootstrap_admin: s.admin.clone(),
             default_database: s.default_database.clone(),

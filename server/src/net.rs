@@ -19,7 +19,15 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tau_engine::Event;
-use tau_io::{ConnSink, Input, ToConn};
+use tau_io::{ConnSink, Input};
+
+/// What the engine thread hands a connection's writer.
+enum Out {
+    /// Reply bytes; `true` if they may have made the engine hold the connection (they
+    /// reached `reply_burst_bytes`): the writer resumes it once they are written.
+    Bytes(Vec<u8>, bool),
+    Close,
+}
 
 /// Reads from a socket are at most this big.
 const READ_BYTES: usize = 64 << 10;
@@ -188,17 +196,19 @@ impl ConnState {
 
 /// The engine thread's handle on a connection.
 struct NetSink {
-    out: Sender<ToConn>,
+    out: Sender<Out>,
     st: Arc<ConnState>,
+    reply_burst: usize,
 }
 
 impl ConnSink for NetSink {
     fn send(&mut self, bytes: Vec<u8>) {
         self.st.unsent.fetch_add(bytes.len(), Ordering::AcqRel);
-        let _ = self.out.try_send(ToConn::Bytes(bytes));
+        let held = bytes.len() >= self.reply_burst;
+        let _ = self.out.try_send(Out::Bytes(bytes, held));
     }
     fn close(&mut self) {
-        let _ = self.out.try_send(ToConn::Close);
+        let _ = self.out.try_send(Out::Close);
     }
     fn consumed(&mut self, consumed: u64) {
         self.st.consumed.store(consumed, Ordering::Release);
@@ -391,6 +401,7 @@ where
     let sink = NetSink {
         out: out_tx,
         st: st.clone(),
+        reply_burst: sv.output_window,
     };
     if sv.engine.send(Input::Open(id, Box::new(sink))).is_err() {
         return;
@@ -524,7 +535,7 @@ async fn read_half<R: AsyncRead + Unpin>(
 async fn write_half<W: AsyncWrite + Unpin>(
     id: u64,
     mut w: W,
-    out: Receiver<ToConn>,
+    out: Receiver<Out>,
     st: &ConnState,
     stop_tx: &Sender<()>,
     stop: &Receiver<()>,
@@ -544,15 +555,22 @@ async fn write_half<W: AsyncWrite + Unpin>(
         // The engine dropped the connection, or the reader gave up on it.
         let Some(msg) = msg else { break false };
         let mut close = false;
+        let mut resume = false;
         buf.clear();
         match msg {
-            ToConn::Bytes(b) => buf = b,
-            ToConn::Close => close = true,
+            Out::Bytes(b, held) => {
+                buf = b;
+                resume = held;
+            }
+            Out::Close => close = true,
         }
         while !close && buf.len() < WRITE_COALESCE_BYTES {
             match out.try_recv() {
-                Ok(ToConn::Bytes(b)) => buf.extend_from_slice(&b),
-                Ok(ToConn::Close) => close = true,
+                Ok(Out::Bytes(b, held)) => {
+                    buf.extend_from_slice(&b);
+                    resume |= held;
+                }
+                Ok(Out::Close) => close = true,
                 Err(_) => break,
             }
         }
@@ -580,7 +598,11 @@ async fn write_half<W: AsyncWrite + Unpin>(
         st.unsent.fetch_sub(n, Ordering::AcqRel);
         let _ = st.wake.try_send(());
         match wrote {
-            Some(true) => {}
+            Some(true) => {
+                if resume {
+                    let _ = sv.engine.send(Input::Event(Event::Resume(id)));
+                }
+            }
             Some(false) => break false,
             None => {
                 sv.metrics.idle_closed.inc();
