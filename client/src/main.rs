@@ -127,6 +127,12 @@ fn run() -> i32 {
         }
     }
 
+    if cli.tls && cli.tls_ca.is_none() && !cli.tls_insecure {
+        eprintln!(
+            "tau: --tls needs --tls-ca FILE (the server's certificate or its CA, PEM) or --tls-insecure"
+        );
+        return EXIT_USAGE;
+    }
     let auth = match &cli.user {
         None => None,
         Some(u) => {

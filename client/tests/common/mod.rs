@@ -42,7 +42,20 @@ pub fn auth_config() -> Config {
     }
 }
 
-fn serve(d: &Mutex<SyncDriver>, id: u64, mut stream: TcpStream) {
+fn serve(d: &Mutex<SyncDriver>, id: u64, stream: TcpStream) {
+    serve_stream(d, id, stream, |s| {
+        let _ = s.shutdown(Shutdown::Both);
+    });
+}
+
+/// Feed what `stream` reads into the driver as connection `id`, and write its replies
+/// back, until either side closes; `close` ends the stream when the engine closes.
+pub fn serve_stream<S: Read + Write>(
+    d: &Mutex<SyncDriver>,
+    id: u64,
+    mut stream: S,
+    close: impl FnOnce(&mut S),
+) {
     d.lock().unwrap().open(id);
     let mut buf = vec![0u8; 64 << 10];
     loop {
@@ -54,19 +67,22 @@ fn serve(d: &Mutex<SyncDriver>, id: u64, mut stream: TcpStream) {
             } else {
                 d.send(id, &buf[..n]);
             }
-            let lines = d.take_lines(id);
             let mut out = Vec::new();
-            for l in lines {
+            for l in d.take_lines(id) {
                 out.extend_from_slice(l.as_bytes());
                 out.push(b'\n');
             }
             (out, n == 0 || d.is_closed(id))
         };
-        if stream.write_all(&out).is_err() {
+        if stream
+            .write_all(&out)
+            .and_then(|()| stream.flush())
+            .is_err()
+        {
             break;
         }
         if closed {
-            let _ = stream.shutdown(Shutdown::Both);
+            close(&mut stream);
             break;
         }
     }
