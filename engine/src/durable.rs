@@ -346,7 +346,11 @@ impl Engine {
                                 len: r.valid_len as u64,
                             }
                         } else {
-                            return self.ready(fx);
+                            // What recovery read may still be only in the page cache (a
+                            // killed process's unsynced appends, or a write whose fsync
+                            // failed): make it durable before serving any of it, or a power
+                            // loss could take back what readers were shown.
+                            StorageOp::Sync { path: wal }
                         };
                         self.storage_op(StorageWait::Prepared, op, fx);
                     }
@@ -413,6 +417,8 @@ impl Engine {
                     }
                     self.maybe_sync(fx);
                     self.maybe_checkpoint(fx);
+                    // Statements paused while the log was cut back go on.
+                    self.pump_all(fx);
                 }
             },
         }

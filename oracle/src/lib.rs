@@ -49,6 +49,10 @@ pub struct Reply {
     pub close: bool,
 }
 
+/// A copy of the committed store (see [`Oracle::snapshot`]).
+#[derive(Clone, Debug)]
+pub struct Snapshot(Store);
+
 #[derive(Clone, Debug)]
 struct User {
     password: String,
@@ -64,7 +68,7 @@ struct Store {
     last_written_at: i64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Conn {
     db: Option<String>,
     user: Option<String>,
@@ -73,12 +77,14 @@ struct Conn {
     txn: Option<Vec<(String, Stmt)>>,
 }
 
+#[derive(Clone)]
 struct Env {
     auth: bool,
     import_dir: Option<String>,
     files: BTreeMap<String, Vec<u8>>,
 }
 
+#[derive(Clone)]
 pub struct Oracle {
     env: Env,
     store: Store,
@@ -404,6 +410,31 @@ impl Oracle {
     pub fn restart(&mut self) {
         self.conns.clear();
         self.bootstrap_users();
+    }
+
+    /// The committed store, for the simulator's durability check: after a crash the
+    /// recovered server must equal the oracle over some prefix of the submitted writes.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot(self.store.clone())
+    }
+
+    /// Put the committed store back (connections and their sessions are untouched).
+    pub fn restore(&mut self, s: Snapshot) {
+        self.store = s.0;
+    }
+
+    /// Databases and their lenses (base and derived), by name: what a probe should read.
+    pub fn catalog(&self) -> Vec<(String, Vec<String>)> {
+        self.store
+            .dbs
+            .iter()
+            .map(|(name, db)| (name.clone(), db.lenses.keys().cloned().collect()))
+            .collect()
+    }
+
+    /// User names, sorted.
+    pub fn user_names(&self) -> Vec<String> {
+        self.store.users.keys().cloned().collect()
     }
 
     pub fn connect(&mut self, conn: u64) {

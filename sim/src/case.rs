@@ -12,8 +12,9 @@ pub struct SimConfig {
     pub conns: u8,
     pub compact_threshold: usize,
     pub job_threshold: usize,
-    /// Hold automatic compaction jobs until a `k` operation completes them.
-    pub hold_compactions: bool,
+    /// Hold off-loop jobs: statements' jobs complete (in a seeded order) when their
+    /// replies are awaited, compaction jobs when a `k` operation completes them.
+    pub hold_jobs: bool,
     /// Run the engine durable (WAL on a simulated disk), with restarts.
     pub durable: bool,
 }
@@ -39,8 +40,21 @@ pub enum Op {
     Tick { ms: i64 },
     /// Complete held compaction jobs, in an order derived from `pick`.
     RunJobs { pick: u64 },
-    /// Stop the engine (every connection drops) and start a new one on the same disk.
+    /// The process is killed (every connection drops) and a new one starts on the same
+    /// disk. The page cache survives a killed process: nothing written is lost.
     Restart,
+    /// Power loss after `after` more storage ops complete (the next one is cut short
+    /// part-way; `after = 0` means now). Unsynced data is lost or torn as `pick` says;
+    /// a new process then recovers. The countdown may run into the recovery.
+    PowerLoss { after: u32, pick: u64 },
+    /// The next fsync fails with EIO.
+    FailSync,
+    /// The disk fills up (appends and creates fail with ENOSPC) or has space again.
+    DiskFull { full: bool },
+    /// The next file read fails with EIO.
+    FailRead,
+    /// One bit of durable data flips (which file, offset and bit: from `pick`).
+    Rot { pick: u64 },
 }
 
 impl Op {
@@ -69,13 +83,24 @@ impl Op {
             Op::Tick { ms } => format!("t {ms}"),
             Op::RunJobs { pick } => format!("k {pick}"),
             Op::Restart => "r".into(),
+            Op::PowerLoss { after, pick } => format!("x {after} {pick}"),
+            Op::FailSync => "F".into(),
+            Op::DiskFull { full: true } => "D".into(),
+            Op::DiskFull { full: false } => "d".into(),
+            Op::FailRead => "E".into(),
+            Op::Rot { pick } => format!("o {pick}"),
         }
     }
 
     pub fn from_line(l: &str) -> Result<Op, String> {
         let bad = || format!("bad op line: {l:?}");
-        if l == "r" {
-            return Ok(Op::Restart);
+        match l {
+            "r" => return Ok(Op::Restart),
+            "F" => return Ok(Op::FailSync),
+            "D" => return Ok(Op::DiskFull { full: true }),
+            "d" => return Ok(Op::DiskFull { full: false }),
+            "E" => return Ok(Op::FailRead),
+            _ => {}
         }
         let (tag, rest) = l.split_once(' ').ok_or_else(bad)?;
         let num = |s: &str| s.parse::<i64>().map_err(|_| bad());
@@ -118,6 +143,16 @@ impl Op {
             "k" => Op::RunJobs {
                 pick: rest.parse().map_err(|_| bad())?,
             },
+            "x" => {
+                let (a, p) = rest.split_once(' ').ok_or_else(bad)?;
+                Op::PowerLoss {
+                    after: a.parse().map_err(|_| bad())?,
+                    pick: p.parse().map_err(|_| bad())?,
+                }
+            }
+            "o" => Op::Rot {
+                pick: rest.parse().map_err(|_| bad())?,
+            },
             _ => return Err(bad()),
         })
     }
@@ -140,12 +175,12 @@ impl Case {
         }
         let _ = writeln!(
             s,
-            "config auth={} conns={} compact_threshold={} job_threshold={} hold_compactions={} durable={}",
+            "config auth={} conns={} compact_threshold={} job_threshold={} hold_jobs={} durable={}",
             c.auth as u8,
             c.conns,
             c.compact_threshold,
             c.job_threshold,
-            c.hold_compactions as u8,
+            c.hold_jobs as u8,
             c.durable as u8
         );
         for op in &self.ops {
@@ -169,7 +204,7 @@ impl Case {
                     conns: 1,
                     compact_threshold: 32,
                     job_threshold: 1 << 16,
-                    hold_compactions: false,
+                    hold_jobs: false,
                     durable: false,
                 };
                 for kv in rest.split_whitespace() {
@@ -180,7 +215,8 @@ impl Case {
                         "conns" => c.conns = n as u8,
                         "compact_threshold" => c.compact_threshold = n,
                         "job_threshold" => c.job_threshold = n,
-                        "hold_compactions" => c.hold_compactions = n != 0,
+                        // (older case files call it hold_compactions)
+                        "hold_jobs" | "hold_compactions" => c.hold_jobs = n != 0,
                         "durable" => c.durable = n != 0,
                         _ => return Err(format!("unknown config key {k}")),
                     }
@@ -229,6 +265,12 @@ mod tests {
             Op::Tick { ms: 17 },
             Op::RunJobs { pick: 99 },
             Op::Restart,
+            Op::PowerLoss { after: 3, pick: 77 },
+            Op::FailSync,
+            Op::DiskFull { full: true },
+            Op::DiskFull { full: false },
+            Op::FailRead,
+            Op::Rot { pick: u64::MAX },
         ];
         for op in ops {
             assert_eq!(Op::from_line(&op.to_line()).unwrap(), op);

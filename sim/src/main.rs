@@ -7,6 +7,7 @@
 //! traces twice.
 
 mod case;
+mod disk;
 mod run;
 mod workload;
 
@@ -27,9 +28,13 @@ const USAGE: &str = "usage: sim [--seeds N] [--start S] [--seed S] [--replay FIL
   --replay FILE          replay a case file
   --corpus DIR           replay every *.case file in DIR (the regression corpus)
   --ops N                statements per seed (default 500)
-  --faults KIND          none: no network faults; net/all (default): split deliveries,
-                         pipelining, abrupt disconnects, held off-loop jobs. (disk faults
-                         arrive with the storage layer)
+  --faults KIND          which faults to inject (default all):
+                         net: split deliveries, pipelining, abrupt disconnects, half-closes,
+                           held off-loop jobs completed in a seeded order;
+                         disk (durable seeds): power loss (unsynced data lost or torn per
+                           sector, also mid-op and mid-recovery), fsync failures, a full
+                           disk, read errors, bit rot;
+                         all: both; none: neither (restarts still happen)
   --jobs N               parallel seeds (default: number of cores)
   --check-determinism N  run N seeds twice and compare trace hashes
   --save                 write the shrunk case of a failure into seeds/";
@@ -42,6 +47,7 @@ struct Args {
     corpus: Option<String>,
     ops: usize,
     net_faults: bool,
+    disk_faults: bool,
     jobs: usize,
     determinism: Option<u64>,
     save: bool,
@@ -56,6 +62,7 @@ fn parse_args() -> Result<Args, String> {
         corpus: None,
         ops: 500,
         net_faults: true,
+        disk_faults: true,
         jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
         determinism: None,
         save: false,
@@ -75,9 +82,11 @@ fn parse_args() -> Result<Args, String> {
             "--check-determinism" => a.determinism = Some(num(val()?)?),
             "--save" => a.save = true,
             "--faults" => {
-                a.net_faults = match val()?.as_str() {
-                    "none" | "disk" => false,
-                    "net" | "all" => true,
+                (a.net_faults, a.disk_faults) = match val()?.as_str() {
+                    "none" => (false, false),
+                    "net" => (true, false),
+                    "disk" => (false, true),
+                    "all" => (true, true),
                     other => return Err(format!("unknown fault kind {other}")),
                 }
             }
@@ -95,16 +104,28 @@ thread_local! {
     static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-fn make_case(seed: u64, ops: usize, net_faults: bool) -> Case {
-    let mut c = workload::Gen::new(seed).case(seed, ops);
-    if !net_faults {
+fn make_case(seed: u64, args: &Args) -> Case {
+    let mut c = workload::Gen::new(seed).case(seed, args.ops);
+    if !args.disk_faults {
+        c.ops.retain(|o| {
+            !matches!(
+                o,
+                Op::PowerLoss { .. }
+                    | Op::FailSync
+                    | Op::DiskFull { .. }
+                    | Op::FailRead
+                    | Op::Rot { .. }
+            )
+        });
+    }
+    if !args.net_faults {
         c.ops.retain(|o| !matches!(o, Op::Close { .. }));
         for o in &mut c.ops {
             if let Op::Send { splits, .. } = o {
                 splits.clear();
             }
         }
-        c.cfg.hold_compactions = false;
+        c.cfg.hold_jobs = false;
     }
     c
 }
@@ -164,7 +185,7 @@ fn shrink_case(case: &Case, d: &Divergence) -> Case {
     }
 }
 
-fn fail(case: &Case, d: &Divergence, save: bool, from_file: Option<&str>) -> ! {
+fn fail(case: &Case, d: &Divergence, save: bool, from_file: Option<&str>, flags: &str) -> ! {
     report(case.seed, d);
     if let Some(f) = from_file {
         eprintln!("replay: cargo run -p sim -- --replay {f}");
@@ -189,7 +210,7 @@ fn fail(case: &Case, d: &Divergence, save: bool, from_file: Option<&str>) -> ! {
         eprintln!("replay: cargo run -p sim -- --replay {path}");
     }
     eprintln!(
-        "replay the full seed: cargo run -p sim -- --seed {}",
+        "replay the full seed: cargo run -p sim -- --seed {}{flags}",
         case.seed
     );
     std::process::exit(1);
@@ -208,6 +229,7 @@ struct Totals {
     checkpoints: u64,
     jobs: u64,
     held_jobs: u64,
+    faults: BTreeMap<&'static str, u64>,
     kinds: BTreeMap<String, (u64, u64)>,
     errors: BTreeMap<String, u64>,
 }
@@ -225,6 +247,9 @@ impl Totals {
         self.checkpoints += s.checkpoints;
         self.jobs += s.jobs;
         self.held_jobs += s.held_jobs;
+        for (k, n) in &s.faults {
+            *self.faults.entry(k).or_default() += n;
+        }
         for (k, n) in &s.errors {
             *self.errors.entry(k.clone()).or_default() += n;
         }
@@ -259,7 +284,7 @@ fn main() {
         let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
         let case = Case::from_text(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
         match run_safe(&case).0 {
-            Some(d) => fail(&case, &d, false, Some(path)),
+            Some(d) => fail(&case, &d, false, Some(path), ""),
             None => println!("{path}: ok ({} ops)", case.ops.len()),
         }
         return;
@@ -274,7 +299,7 @@ fn main() {
             let text = std::fs::read_to_string(p).expect("readable case file");
             let case = Case::from_text(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
             if let Some(d) = run_safe(&case).0 {
-                fail(&case, &d, false, Some(&p.display().to_string()));
+                fail(&case, &d, false, Some(&p.display().to_string()), "");
             }
         }
         println!("corpus {dir}: {} cases replayed, all pass", files.len());
@@ -282,9 +307,9 @@ fn main() {
     }
     if let Some(n) = args.determinism {
         for seed in args.start..args.start + n {
-            let case = make_case(seed, args.ops, args.net_faults);
+            let case = make_case(seed, &args);
             let (a, b) = (run_safe(&case).1.trace_hash, run_safe(&case).1.trace_hash);
-            let again = make_case(seed, args.ops, args.net_faults);
+            let again = make_case(seed, &args);
             if a != b || again.to_text("") != case.to_text("") {
                 eprintln!("NONDETERMINISM seed {seed}: trace hashes {a:x} vs {b:x}");
                 std::process::exit(1);
@@ -310,7 +335,7 @@ fn main() {
                 if seed >= start + count || failed.load(Ordering::Relaxed) {
                     return;
                 }
-                let case = make_case(seed, args.ops, args.net_faults);
+                let case = make_case(seed, &args);
                 let (d, stats) = run_safe(&case);
                 totals.lock().expect("no poisoned lock").add(&stats);
                 if let Some(d) = d {
@@ -339,7 +364,17 @@ fn main() {
         }
     });
     if let Some((case, d)) = failure.into_inner().expect("no poisoned lock") {
-        fail(&case, &d, args.save, None);
+        let mut flags = String::new();
+        if args.ops != 500 {
+            flags += &format!(" --ops {}", args.ops);
+        }
+        match (args.net_faults, args.disk_faults) {
+            (true, true) => {}
+            (true, false) => flags += " --faults net",
+            (false, true) => flags += " --faults disk",
+            (false, false) => flags += " --faults none",
+        }
+        fail(&case, &d, args.save, None, &flags);
     }
     let t = totals.into_inner().expect("no poisoned lock");
     let secs = t0.elapsed().as_secs_f64();
@@ -351,9 +386,17 @@ fn main() {
         t.statements as f64 / secs
     );
     println!(
-        "faults: {} split deliveries, {} pipelined sends, {} abrupt disconnects, {} half-closes, {} restarts with recovery, {} checkpoints, {} off-loop jobs ({} held and completed out of order); disk faults: none yet (the simulated disk does not fail)",
-        t.chunked, t.pipelined, t.disconnects, t.half_closes, t.restarts, t.checkpoints, t.jobs, t.held_jobs
+        "network: {} split deliveries, {} pipelined sends, {} abrupt disconnects, {} half-closes; {} off-loop jobs ({} held, completed in a seeded order)",
+        t.chunked, t.pipelined, t.disconnects, t.half_closes, t.jobs, t.held_jobs
     );
+    println!(
+        "storage: {} restarts with recovery and a durability check, {} checkpoints",
+        t.restarts, t.checkpoints
+    );
+    println!("disk faults and crash outcomes:");
+    for (k, n) in &t.faults {
+        println!("  {n:>9}  {k}");
+    }
     println!("coverage (statement kind: ok/err):");
     for (k, (ok, err)) in &t.kinds {
         println!("  {k:<18} {ok:>9} / {err}");

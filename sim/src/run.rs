@@ -1,15 +1,18 @@
 //! Run one case: drive the real engine through `step()` only, answer the same
-//! statements with the oracle, and compare every reply line.
+//! statements with the oracle, and compare every reply line. After every restart, the
+//! durability check: the recovered state must equal the oracle over a prefix of the
+//! submitted writes that holds every acknowledged one.
 
 use crate::case::{Case, Op};
+use crate::disk::Disk;
 use crate::workload::import_files;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use tau_engine::durable::{StorageConfig, StorageOp, StorageOut};
+use tau_engine::durable::StorageConfig;
 use tau_engine::{run_job, Argon2Params, Config, Effect, Engine, Event, Job, Token};
-use tau_oracle::{Oracle, OracleConfig};
+use tau_oracle::{Oracle, OracleConfig, Snapshot};
 
 #[derive(Clone, Debug)]
 pub struct Divergence {
@@ -45,11 +48,19 @@ pub struct Stats {
     pub checkpoints: u64,
     pub held_jobs: u64,
     pub jobs: u64,
+    /// Disk faults and crash outcomes, by kind.
+    pub faults: BTreeMap<&'static str, u64>,
     /// Statement kind → (OK-ish replies, ERR replies).
     pub kinds: BTreeMap<String, (u64, u64)>,
     /// ERR reply shapes (the text before any `:`), counted.
     pub errors: BTreeMap<String, u64>,
     pub trace_hash: u64,
+}
+
+impl Stats {
+    fn fault(&mut self, kind: &'static str) {
+        *self.faults.entry(kind).or_default() += 1;
+    }
 }
 
 pub struct Outcome {
@@ -81,28 +92,96 @@ fn kind_of(line: &str) -> String {
     }
 }
 
-struct World {
+/// `TAU_SIM_DEBUG=1` prints each compared reply and each durability check's candidates
+/// (to stderr) while replaying a case.
+fn debug_on() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("TAU_SIM_DEBUG").is_some())
+}
+
+/// The connection the durability probe uses (the workload's are 0..conns).
+const PROBE: u64 = 1000;
+/// How many recent committed states to keep when bit rot may eat the last WAL record.
+const HISTORY: usize = 32;
+
+type Fail = Box<Divergence>;
+
+struct World<'c> {
+    case: &'c Case,
     engine: Engine,
-    /// The simulated disk: every completed storage op is durable (no disk faults yet).
-    disk: BTreeMap<String, Vec<u8>>,
+    generation: u64,
+    disk: Disk,
     fatal: Option<String>,
+    /// Log lines since the engine booted.
+    logs: Vec<String>,
     oracle: Oracle,
     files: BTreeMap<String, Vec<u8>>,
-    hold: bool,
     held: Vec<(Token, Job)>,
     received: BTreeMap<u64, Vec<u8>>,
     closed: BTreeSet<u64>,
+    open: Vec<bool>,
+    buffers: Vec<Vec<String>>,
     now: i64,
+    /// A power loss is armed: after this many more storage ops, with this pick.
+    crash_in: Option<(u32, u64)>,
+    /// The power went: the engine is dead until the next boot.
+    crashed: Option<u64>,
+    /// An injected storage error reached the engine since it booted.
+    faulted: bool,
+    /// Committed states past the oracle's that recovery may also show: submitted writes
+    /// whose fate is unknown (cut off by a crash, or refused after a failed sync that may
+    /// still have reached the disk), each state including all before it.
+    uncertain: Vec<Snapshot>,
+    /// Recent committed states, newest last (only with bit rot on: rot in the last WAL record looks
+    /// torn, so recovery may legitimately lose it — the documented limitation).
+    history: VecDeque<Snapshot>,
+    /// Other recovered states the probes could not tell from `oracle`'s (say, two
+    /// definitions of a derived lens that agree on today's data). Each follows every
+    /// statement; the first reply that tells them apart decides.
+    alts: Vec<Oracle>,
+    /// The case injects bit rot (so `history` is kept).
+    rot_on: bool,
+    trace: VecDeque<String>,
+    step: usize,
     stats: Stats,
 }
 
-impl World {
+impl World<'_> {
+    fn diverge(&self, conn: u8, statement: &str, expected: &str, actual: &str) -> Fail {
+        Box::new(Divergence {
+            step: self.step,
+            conn,
+            statement: statement.to_string(),
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+            trace: self.trace.iter().cloned().collect(),
+        })
+    }
+
+    /// Could a storage op fail or be cut off now?
+    fn risky(&self) -> bool {
+        self.case.cfg.durable
+            && (self.faulted
+                || self.crash_in.is_some()
+                || self.disk.full
+                || self.crashed.is_some()
+                || self.disk.fail_syncs > 0
+                || self.rot_on)
+    }
+
     fn pump(&mut self, first: Event) {
+        if self.crashed.is_some() {
+            return;
+        }
         let mut q = VecDeque::from([first]);
         let mut fx = Vec::new();
         while let Some(ev) = q.pop_front() {
             self.engine.step(self.now, ev, &mut fx);
             for e in fx.drain(..) {
+                if self.crashed.is_some() {
+                    // The process is gone: nothing it asked for happens.
+                    continue;
+                }
                 match e {
                     Effect::Send(c, b) => self.received.entry(c).or_default().extend(b),
                     Effect::Close(c) => {
@@ -117,7 +196,21 @@ impl World {
                         })
                     }
                     Effect::Storage { token, op } => {
-                        let result = storage(&mut self.disk, op);
+                        if let Some((n, pick)) = self.crash_in {
+                            if n == 0 {
+                                self.crash_in = None;
+                                self.stats.fault("power loss mid-op");
+                                self.disk.exec_partly(op, pick);
+                                self.crashed = Some(pick);
+                                continue;
+                            }
+                            self.crash_in = Some((n - 1, pick));
+                        }
+                        let errors = self.disk.injected_errors;
+                        let result = self.disk.exec(op);
+                        if self.disk.injected_errors > errors {
+                            self.faulted = true;
+                        }
                         q.push_back(Event::StorageDone { token, result });
                     }
                     Effect::Fatal(m) => self.fatal = Some(m),
@@ -125,10 +218,11 @@ impl World {
                         if l.starts_with("checkpoint:") {
                             self.stats.checkpoints += 1;
                         }
+                        self.logs.push(l);
                     }
                     Effect::RunJob { token, job } => {
                         self.stats.jobs += 1;
-                        if self.hold && matches!(job, Job::Compact { .. }) {
+                        if self.case.cfg.hold_jobs {
                             self.stats.held_jobs += 1;
                             self.held.push((token, job));
                         } else {
@@ -140,9 +234,21 @@ impl World {
                     }
                 }
             }
+            if self.crashed.is_some() {
+                return;
+            }
         }
     }
 
+    /// Keep the committed state as it is now among the recent ones (see `history`).
+    fn remember(&mut self) {
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(self.oracle.snapshot());
+    }
+
+    /// Complete every held job, in an order `pick` chooses.
     fn run_held(&mut self, pick: u64) {
         let mut held = std::mem::take(&mut self.held);
         held.shuffle(&mut ChaCha8Rng::seed_from_u64(pick));
@@ -153,67 +259,571 @@ impl World {
             });
         }
     }
-}
 
-/// Execute a storage op on the simulated disk at once.
-fn storage(disk: &mut BTreeMap<String, Vec<u8>>, op: StorageOp) -> Result<StorageOut, String> {
-    Ok(match op {
-        StorageOp::CreateDir { .. } | StorageOp::Sync { .. } => StorageOut::Done,
-        StorageOp::ReadAll { path } => disk
-            .get(&path)
-            .cloned()
-            .map_or(StorageOut::NotFound, StorageOut::Bytes),
-        StorageOp::Create { path, bytes } => {
-            disk.insert(path, bytes);
-            StorageOut::Done
-        }
-        StorageOp::Append { path, bytes } => {
-            disk.entry(path).or_default().extend(bytes);
-            StorageOut::Done
-        }
-        StorageOp::Remove { path } => {
-            disk.remove(&path);
-            StorageOut::Done
-        }
-        StorageOp::Truncate { path, len } => {
-            if let Some(f) = disk.get_mut(&path) {
-                f.truncate(len as usize);
+    /// Reply line `k` on `id`: complete held jobs (a statement may wait on one) until it
+    /// arrives. `None` when it never will (the connection closed, or the power went).
+    fn reply(&mut self, id: u64, got: &mut Vec<String>, k: usize, wait: bool) -> Option<String> {
+        let mut round = 0u64;
+        loop {
+            if let Some(buf) = self.received.get_mut(&id) {
+                while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=nl).collect();
+                    fnv(&mut self.stats.trace_hash, &line);
+                    got.push(String::from_utf8_lossy(&line[..nl]).into_owned());
+                }
             }
-            StorageOut::Done
+            if let Some(l) = got.get(k) {
+                return Some(l.clone());
+            }
+            if !wait || self.crashed.is_some() || self.held.is_empty() {
+                return None;
+            }
+            self.run_held((self.step as u64) << 16 | round);
+            round += 1;
         }
-    })
-}
+    }
 
-fn engine_config(case: &Case, generation: u64) -> Config {
-    let c = &case.cfg;
-    Config {
-        auth: c.auth,
-        bootstrap_admin: Some(("admin".into(), "pw".into())),
-        import_dir: Some("/import".into()),
-        compact_threshold: c.compact_threshold,
-        job_threshold: c.job_threshold,
-        argon2: Argon2Params::TEST,
-        // A restarted process draws a new seed (fresh nonces), derived deterministically.
-        seed: case.seed ^ generation.wrapping_mul(0x9e37_79b9_7f4a_7c15),
-        storage: c.durable.then(|| StorageConfig {
-            dir: "/data".into(),
-            key: case
-                .seed
-                .is_multiple_of(3)
-                .then(|| tau_engine::wal::WalKey::new(&[case.seed as u8; 32])),
-            repair: false,
-            // Small thresholds make checkpoints (and recovery from them) frequent.
-            checkpoint_bytes: [600, 3000, 1 << 26][(case.seed % 3) as usize],
-        }),
-        ..Config::default()
+    fn config(&self) -> Config {
+        let case = self.case;
+        let c = &case.cfg;
+        Config {
+            auth: c.auth,
+            bootstrap_admin: Some(("admin".into(), "pw".into())),
+            import_dir: Some("/import".into()),
+            compact_threshold: c.compact_threshold,
+            job_threshold: c.job_threshold,
+            argon2: Argon2Params::TEST,
+            // A restarted process draws a new seed (fresh nonces), derived deterministically.
+            seed: case.seed ^ self.generation.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            storage: c.durable.then(|| StorageConfig {
+                dir: "/data".into(),
+                key: case
+                    .seed
+                    .is_multiple_of(3)
+                    .then(|| tau_engine::wal::WalKey::new(&[case.seed as u8; 32])),
+                repair: false,
+                // Small thresholds make checkpoints (and recovery from them) frequent.
+                checkpoint_bytes: [600, 3000, 1 << 26][(case.seed % 3) as usize],
+            }),
+            ..Config::default()
+        }
+    }
+
+    /// Start a new process on the disk as it is, recover, and check what it recovered.
+    fn boot(&mut self) -> Result<(), Fail> {
+        self.oracle.restart();
+        // States still possible from the last recovery stay candidates for this one.
+        let alts: Vec<Snapshot> = std::mem::take(&mut self.alts)
+            .iter()
+            .map(Oracle::snapshot)
+            .collect();
+        // (Recovery may truncate a damaged tail, and with it the record of the flip; a
+        // crash may cut recovery short and a later attempt finish it: keep both.)
+        let rot = self.disk.rot.clone();
+        self.logs.clear();
+        for attempt in 0.. {
+            if attempt == 6 {
+                return Err(self.diverge(0, "<restart>", "recovery succeeds", "gave up"));
+            }
+            self.generation += 1;
+            self.engine = Engine::new(self.config());
+            self.fatal = None;
+            self.faulted = false;
+            self.held.clear();
+            self.received.clear();
+            self.closed.clear();
+            let reads_failed = self.disk.fail_reads;
+            let syncs_failed = self.disk.fail_syncs;
+            self.pump(Event::Boot);
+            if let Some(pick) = self.crashed.take() {
+                self.stats.fault("power loss during recovery");
+                self.disk.crash(pick);
+                continue;
+            }
+            if let Some(m) = self.fatal.take() {
+                // Refusing to start is right only when an injected fault explains it; the
+                // operator then restores the damaged file (or the read works again).
+                let read_error = self.disk.fail_reads < reads_failed;
+                let sync_error = self.disk.fail_syncs < syncs_failed;
+                if !read_error && !sync_error && self.disk.rot.is_empty() {
+                    return Err(self.diverge(
+                        0,
+                        "<restart>",
+                        "recovery succeeds",
+                        &format!("fatal: {m}"),
+                    ));
+                }
+                if sync_error {
+                    self.stats.fault("fsync error refused start");
+                } else if read_error {
+                    self.stats.fault("read error refused start");
+                } else {
+                    self.stats.fault("bit rot detected at start");
+                }
+                // The operator fixes the cause before starting it again.
+                self.disk.repair_rot();
+                self.disk.fail_reads = 0;
+                self.disk.fail_syncs = 0;
+                continue;
+            }
+            break;
+        }
+        // Bit rot in the last WAL record is indistinguishable from a torn write: recovery
+        // truncates it (and says so). Only then may committed writes be missing.
+        let rot_truncated = rot.iter().any(|r| {
+            self.logs.iter().any(|l| {
+                l.contains(&format!("{}: truncating a torn record at offset", r.path))
+                    && l.split("at offset ")
+                        .nth(1)
+                        .and_then(|x| x.split_whitespace().next())
+                        .and_then(|x| x.parse::<usize>().ok())
+                        .is_some_and(|o| o <= r.offset)
+            })
+        });
+        if rot_truncated {
+            self.stats.fault("bit rot in last record truncated as torn");
+        }
+        if debug_on() {
+            eprintln!(
+                "logs {:?} rot {:?} hist {}",
+                self.logs,
+                self.disk.rot,
+                self.history.len()
+            );
+        }
+        self.disk.rot.clear();
+        if self.case.cfg.durable {
+            self.check_recovered(rot_truncated, alts)?;
+        }
+        Ok(())
+    }
+
+    /// DESIGN.md's durability oracle: the recovered state equals the oracle's over a
+    /// prefix of the submitted writes that contains every acknowledged write. Candidates
+    /// are the acknowledged state, then each uncertain write added in order; the recovered
+    /// server is read with probes (every database, lens, user and grant) and must match
+    /// one of them exactly.
+    fn check_recovered(&mut self, rot_truncated: bool, alts: Vec<Snapshot>) -> Result<(), Fail> {
+        let mut candidates = vec![self.oracle.snapshot()];
+        if debug_on() {
+            eprintln!(
+                "step {} uncertain {} faulted {}",
+                self.step,
+                self.uncertain.len(),
+                self.faulted
+            );
+        }
+        candidates.append(&mut self.uncertain);
+        candidates.extend(alts);
+        if rot_truncated {
+            candidates.extend(self.history.iter().rev().cloned());
+        }
+        if candidates.len() > 1 {
+            self.stats.fault("restarts with uncertain writes");
+        }
+        // Read everything any candidate knows about, so that an extra or a missing
+        // database, lens or user shows.
+        let mut dbs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut users = BTreeSet::new();
+        let oracles: Vec<Oracle> = candidates
+            .iter()
+            .map(|c| {
+                let mut o = self.oracle.clone();
+                o.restore(c.clone());
+                o.restart();
+                for (db, lenses) in o.catalog() {
+                    dbs.entry(db).or_default().extend(lenses);
+                }
+                users.extend(o.user_names());
+                o
+            })
+            .collect();
+        let mut probes = Vec::new();
+        if self.case.cfg.auth {
+            probes.push("AUTH admin pw".to_string());
+        }
+        probes.push("SHOW DATABASES".into());
+        probes.push("SHOW USERS".into());
+        for u in &users {
+            probes.push(format!("SHOW GRANTS {u}"));
+        }
+        for (db, lenses) in &dbs {
+            probes.push(format!("USE DATABASE {db}"));
+            probes.push("SHOW LENSES".into());
+            for l in lenses {
+                probes.push(format!("HISTORY LENS {l}"));
+                probes.push(format!("RANGE LENS {l} {} {}", i64::MIN, i64::MAX));
+            }
+        }
+        let mut bytes = Vec::new();
+        for p in &probes {
+            bytes.extend_from_slice(p.as_bytes());
+            bytes.push(b'\n');
+        }
+        self.pump(Event::Open(PROBE));
+        self.pump(Event::Bytes(PROBE, bytes));
+        let mut got = Vec::new();
+        let mut actual = Vec::new();
+        for k in 0..probes.len() {
+            actual.push(
+                self.reply(PROBE, &mut got, k, true)
+                    .unwrap_or_else(|| "<no reply>".into()),
+            );
+        }
+        self.pump(Event::Closed(PROBE));
+        self.received.remove(&PROBE);
+        self.closed.remove(&PROBE);
+        let mut first_mismatch = None;
+        let mut matching = Vec::new();
+        for (i, mut o) in oracles.into_iter().enumerate() {
+            o.connect(PROBE);
+            // (With authentication on and the admin dropped, the probe's AUTH fails and
+            // the server closes: that is all a probe can see then.)
+            let mut expected: Vec<String> = Vec::new();
+            for p in &probes {
+                let r = o.execute(PROBE, self.now, p.as_bytes());
+                expected.push(
+                    r.as_ref()
+                        .map_or_else(|| "<no reply>".into(), |r| r.line.clone()),
+                );
+                if r.is_some_and(|r| r.close) {
+                    break;
+                }
+            }
+            expected.resize(probes.len(), "<no reply>".into());
+            o.disconnect(PROBE);
+            if expected == actual {
+                matching.push((i, o));
+                continue;
+            }
+            if debug_on() {
+                let k = (0..probes.len())
+                    .find(|&k| expected[k] != actual[k])
+                    .unwrap_or(0);
+                eprintln!(
+                    "cand {i}: {} expected {} actual {}",
+                    probes[k], expected[k], actual[k]
+                );
+            }
+            if first_mismatch.is_none() {
+                let k = (0..probes.len())
+                    .find(|&k| expected[k] != actual[k])
+                    .expect("a difference");
+                first_mismatch = Some((probes[k].clone(), expected[k].clone(), actual[k].clone()));
+            }
+        }
+        if !matching.is_empty() {
+            if matching[0].0 > 0 {
+                self.stats.fault("recovered an unacknowledged write");
+            }
+            if matching.len() > 1 {
+                self.stats
+                    .fault("recovered states the probes could not tell apart");
+            }
+            let mut it = matching.into_iter().map(|(_, o)| o);
+            self.oracle = it.next().expect("not empty");
+            self.alts = it.collect();
+            if self.rot_on {
+                self.remember();
+            }
+            return Ok(());
+        }
+        let (p, e, a) = first_mismatch.expect("at least one candidate");
+        self.trace
+            .push_back(format!("# disk: {}", self.disk.describe()));
+        Err(self.diverge(
+            0,
+            &format!("<durability probe after restart> {p}"),
+            &format!(
+                "{e}  (the acknowledged state; {} candidates)",
+                candidates.len()
+            ),
+            &a,
+        ))
+    }
+
+    /// The process stops (killed, or the power went): every connection drops.
+    fn stop(&mut self) {
+        self.stats.restarts += 1;
+        self.held.clear();
+        for (i, o) in self.open.iter_mut().enumerate() {
+            self.buffers[i].clear();
+            *o = false;
+        }
+    }
+
+    fn power_loss(&mut self, pick: u64) -> Result<(), Fail> {
+        self.stats.fault("power loss");
+        self.stop();
+        let torn = self.disk.torn_files;
+        self.disk.crash(pick);
+        if self.disk.torn_files > torn {
+            self.stats.fault("files with unsynced data at power loss");
+        }
+        self.boot()
+    }
+
+    fn send(&mut self, op: &Op) -> Result<(), Fail> {
+        let (conn, splits, crlf, line, eof) = match op {
+            Op::Send {
+                conn,
+                splits,
+                crlf,
+                line,
+            } => (*conn, &splits[..], *crlf, line, false),
+            Op::Eof { conn, line } => (*conn, &[][..], false, line, true),
+            _ => unreachable!("only sends"),
+        };
+        let i = conn as usize;
+        let id = conn as u64;
+        let mut lines = std::mem::take(&mut self.buffers[i]);
+        if !lines.is_empty() {
+            self.stats.pipelined += 1;
+        }
+        lines.push(line.clone());
+        if !self.open[i] {
+            self.open[i] = true;
+            self.closed.remove(&id);
+            self.pump(Event::Open(id));
+            self.oracle.connect(id);
+            self.alts.iter_mut().for_each(|o| o.connect(id));
+        }
+        let nl: &[u8] = if crlf { b"\r\n" } else { b"\n" };
+        let mut bytes = Vec::new();
+        for (k, l) in lines.iter().enumerate() {
+            bytes.extend_from_slice(l.as_bytes());
+            // A half-closing client may end without a final newline.
+            if !(eof && k + 1 == lines.len()) {
+                bytes.extend_from_slice(nl);
+            }
+        }
+        self.stats.sends += 1;
+        if !splits.is_empty() {
+            self.stats.chunked += 1;
+        }
+        let mut at = 0;
+        for &s in splits.iter().chain(std::iter::once(&bytes.len())) {
+            let s = s.min(bytes.len());
+            if s > at {
+                self.pump(Event::Bytes(id, bytes[at..s].to_vec()));
+                at = s;
+            }
+        }
+        if eof {
+            self.stats.half_closes += 1;
+            self.pump(Event::Eof(id));
+        }
+        // Line by line: the oracle's answer, then the engine's.
+        let mut got = Vec::new();
+        let mut k = 0;
+        let mut oracle_closed = false;
+        // The committed state before the first line the power cut off.
+        let mut cut_off: Option<Snapshot> = None;
+        // The oracle with refused-but-maybe-durable writes kept (see `uncertain`).
+        let mut shadow: Option<Oracle> = None;
+        for l in &lines {
+            let before = self.risky().then(|| self.oracle.snapshot());
+            let alt_before: Vec<Snapshot> = if before.is_some() {
+                self.alts.iter().map(Oracle::snapshot).collect()
+            } else {
+                Vec::new()
+            };
+            self.stats.statements += 1;
+            let Some(r) = self.oracle.execute(id, self.now, l.as_bytes()) else {
+                continue;
+            };
+            if let Some(s) = shadow.as_mut() {
+                s.execute(id, self.now, l.as_bytes());
+            }
+            let alt_replies: Vec<Option<String>> = self
+                .alts
+                .iter_mut()
+                .map(|o| o.execute(id, self.now, l.as_bytes()).map(|r| r.line))
+                .collect();
+            let e = self.stats.kinds.entry(kind_of(l)).or_default();
+            if r.line.starts_with("ERR") {
+                e.1 += 1;
+                let shape = r.line.split(':').next().unwrap_or("").to_string();
+                *self.stats.errors.entry(shape).or_default() += 1;
+            } else {
+                e.0 += 1;
+            }
+            let dbg_reply = self.reply(id, &mut got, k, true);
+            if debug_on() {
+                eprintln!(
+                    "step {} {l:?} oracle {:?} engine {:?} alts {}",
+                    self.step,
+                    r.line,
+                    dbg_reply,
+                    self.alts.len()
+                );
+            }
+            let mut acked = false;
+            match dbg_reply {
+                None if self.crashed.is_some() => {
+                    // Submitted, never answered: it may or may not have been recovered.
+                    let kept = before.clone();
+                    cut_off.get_or_insert(kept.expect("a crash was armed, so the state was kept"));
+                    self.uncertain.push(self.oracle.snapshot());
+                    for (o, b) in self.alts.iter_mut().zip(&alt_before) {
+                        self.uncertain.push(o.snapshot());
+                        o.restore(b.clone());
+                    }
+                }
+                None => return Err(self.diverge(conn, l, &r.line, "<no reply>")),
+                Some(act) => {
+                    k += 1;
+                    let same = |exp: &str| {
+                        act == exp
+                            || (exp.starts_with("ERR parse error")
+                                && act.starts_with("ERR parse error"))
+                    };
+                    let mut main_ok = same(&r.line);
+                    if !self.alts.is_empty() {
+                        // Keep the recovered states that still agree with the engine.
+                        let storage_error = self.faulted && act.starts_with("ERR storage error");
+                        let mut agree = Vec::new();
+                        let mut refused = Vec::new();
+                        let alts = std::mem::take(&mut self.alts).into_iter().zip(alt_replies);
+                        for (k, (mut o, rep)) in alts.enumerate() {
+                            if rep.as_deref().is_some_and(same) {
+                                agree.push(o);
+                            } else if storage_error {
+                                // Refused by the failing disk: not applied, maybe durable
+                                // (as below).
+                                self.uncertain.push(o.snapshot());
+                                o.restore(alt_before[k].clone());
+                                refused.push(o);
+                            }
+                        }
+                        if !main_ok && !agree.is_empty() {
+                            self.stats
+                                .fault("an alternative recovered state was the right one");
+                            self.oracle = agree.remove(0);
+                            main_ok = true;
+                        }
+                        self.alts = if main_ok { agree } else { refused };
+                    }
+                    acked = main_ok;
+                    if !main_ok {
+                        if !(self.faulted && act.starts_with("ERR storage error")) {
+                            return Err(self.diverge(conn, l, &r.line, &act));
+                        }
+                        // Refused because the disk failed: not applied, but its record
+                        // may have reached the disk before the failure.
+                        self.stats.fault("writes refused on storage error");
+                        let s = shadow.get_or_insert_with(|| self.oracle.clone());
+                        self.uncertain.push(s.snapshot());
+                        let kept = before.clone();
+                        self.oracle
+                            .restore(kept.expect("a storage fault was on, so the state was kept"));
+                    }
+                }
+            }
+            // The state before each acknowledged write (reads change nothing).
+            let write = acked
+                && !r.line.starts_with("ERR")
+                && [
+                    "CREATE", "DROP", "DERIVE", "APPEND", "BATCH", "COPY", "COMMIT", "GRANT",
+                    "REVOKE",
+                ]
+                .iter()
+                .any(|w| kind_of(l).starts_with(w));
+            if self.rot_on && write {
+                self.remember();
+            }
+            if r.close {
+                oracle_closed = true;
+                break;
+            }
+        }
+        if let Some(pick) = self.crashed.take() {
+            if let Some(b) = cut_off {
+                self.oracle.restore(b);
+            }
+            return self.power_loss(pick);
+        }
+        // Nothing more may come: every reply was accounted for.
+        if let Some(act) = self.reply(id, &mut got, k, false) {
+            return Err(self.diverge(conn, "<none>", "<no reply>", &act));
+        }
+        if eof && !oracle_closed {
+            // Input ended: the server closes once everything is answered.
+            self.oracle.disconnect(id);
+            self.alts.iter_mut().for_each(|o| o.disconnect(id));
+            oracle_closed = true;
+        }
+        let engine_closed = self.closed.contains(&id);
+        if engine_closed != oracle_closed {
+            return Err(self.diverge(
+                conn,
+                lines.last().map_or("", |s| s.as_str()),
+                &format!("connection closed: {oracle_closed}"),
+                &format!("connection closed: {engine_closed}"),
+            ));
+        }
+        if engine_closed {
+            self.open[i] = false;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, op: &Op) -> Result<(), Fail> {
+        match op {
+            Op::Tick { ms } => self.now += ms,
+            Op::Restart => {
+                // A killed process: the page cache survives, so nothing written is lost.
+                self.stop();
+                self.boot()?;
+            }
+            Op::PowerLoss { after: 0, pick } => self.power_loss(*pick)?,
+            Op::PowerLoss { after, pick } => self.crash_in = Some((*after, *pick)),
+            Op::FailSync => {
+                self.stats.fault("fsync failure armed");
+                self.disk.fail_syncs += 1;
+            }
+            Op::DiskFull { full } => {
+                if *full && !self.disk.full {
+                    self.stats.fault("disk full");
+                }
+                self.disk.full = *full;
+            }
+            Op::FailRead => {
+                self.stats.fault("read error armed");
+                self.disk.fail_reads += 1;
+            }
+            Op::Rot { pick } => {
+                self.stats.fault("bit rot");
+                self.disk.rot(*pick);
+            }
+            Op::Buffer { conn, line } => self.buffers[*conn as usize].push(line.clone()),
+            Op::RunJobs { pick } => self.run_held(*pick),
+            Op::Close { conn } => {
+                let i = *conn as usize;
+                self.buffers[i].clear();
+                if self.open[i] {
+                    self.open[i] = false;
+                    self.stats.disconnects += 1;
+                    self.pump(Event::Closed(*conn as u64));
+                    self.oracle.disconnect(*conn as u64);
+                    self.alts
+                        .iter_mut()
+                        .for_each(|o| o.disconnect(*conn as u64));
+                }
+            }
+            Op::Send { .. } | Op::Eof { .. } => self.send(op)?,
+        }
+        // A power loss may strike inside any op that touched the disk.
+        if let Some(pick) = self.crashed.take() {
+            return self.power_loss(pick);
+        }
+        Ok(())
     }
 }
 
 pub fn run(case: &Case) -> Outcome {
     let c = &case.cfg;
     let files = import_files();
-    let mut generation = 0;
-    let engine = Engine::new(engine_config(case, generation));
     let oracle = Oracle::new(OracleConfig {
         auth: c.auth,
         users: vec![("admin".into(), "pw".into())],
@@ -221,213 +831,58 @@ pub fn run(case: &Case) -> Outcome {
         files: files.clone(),
     });
     let mut w = World {
-        engine,
-        disk: BTreeMap::new(),
+        case,
+        engine: Engine::new(Config::default()),
+        generation: 0,
+        disk: Disk::default(),
         fatal: None,
+        logs: Vec::new(),
         oracle,
         files,
-        hold: c.hold_compactions,
         held: Vec::new(),
         received: BTreeMap::new(),
         closed: BTreeSet::new(),
+        open: vec![false; c.conns as usize],
+        buffers: vec![Vec::new(); c.conns as usize],
         now: 1000,
+        crash_in: None,
+        crashed: None,
+        faulted: false,
+        uncertain: Vec::new(),
+        alts: Vec::new(),
+        history: VecDeque::new(),
+        rot_on: case.ops.iter().any(|o| matches!(o, Op::Rot { .. })),
+        trace: VecDeque::new(),
+        step: 0,
         stats: Stats {
             trace_hash: 0xcbf2_9ce4_8422_2325,
             ..Stats::default()
         },
     };
+    if w.rot_on {
+        w.remember();
+    }
+    w.engine = Engine::new(w.config());
     w.pump(Event::Boot);
-    let mut open = vec![false; c.conns as usize];
-    let mut buffers: Vec<Vec<String>> = vec![Vec::new(); c.conns as usize];
-    let mut trace: VecDeque<String> = VecDeque::new();
-    for (step, op) in case.ops.iter().enumerate() {
-        trace.push_back(op.to_line());
-        if trace.len() > 12 {
-            trace.pop_front();
-        }
-        match op {
-            Op::Tick { ms } => w.now += ms,
-            Op::Restart => {
-                // The process stops: connections drop (open transactions roll back), held
-                // jobs die with it; a new engine recovers from the disk.
-                generation += 1;
-                w.stats.restarts += 1;
-                w.held.clear();
-                w.received.clear();
-                w.closed.clear();
-                for (i, o) in open.iter_mut().enumerate() {
-                    buffers[i].clear();
-                    *o = false;
-                }
-                w.oracle.restart();
-                w.engine = Engine::new(engine_config(case, generation));
-                w.pump(Event::Boot);
-                if let Some(m) = w.fatal.take() {
-                    return Outcome {
-                        divergence: Some(Divergence {
-                            step,
-                            conn: 0,
-                            statement: "<restart>".into(),
-                            expected: "recovery succeeds".into(),
-                            actual: format!("fatal: {m}"),
-                            trace: trace.into_iter().collect(),
-                        }),
-                        stats: w.stats,
-                    };
-                }
+    let mut divergence = w
+        .fatal
+        .take()
+        .map(|m| w.diverge(0, "<boot>", "a fresh store starts", &format!("fatal: {m}")));
+    if divergence.is_none() {
+        for (step, op) in case.ops.iter().enumerate() {
+            w.step = step;
+            w.trace.push_back(op.to_line());
+            if w.trace.len() > 12 {
+                w.trace.pop_front();
             }
-            Op::Buffer { conn, line } => buffers[*conn as usize].push(line.clone()),
-            Op::RunJobs { pick } => w.run_held(*pick),
-            Op::Close { conn } => {
-                let i = *conn as usize;
-                buffers[i].clear();
-                if open[i] {
-                    open[i] = false;
-                    w.stats.disconnects += 1;
-                    w.pump(Event::Closed(*conn as u64));
-                    w.oracle.disconnect(*conn as u64);
-                }
-            }
-            Op::Send { .. } | Op::Eof { .. } => {
-                let (conn, splits, crlf, line, eof) = match op {
-                    Op::Send {
-                        conn,
-                        splits,
-                        crlf,
-                        line,
-                    } => (conn, &splits[..], *crlf, line, false),
-                    Op::Eof { conn, line } => (conn, &[][..], false, line, true),
-                    _ => unreachable!("matched above"),
-                };
-                let i = *conn as usize;
-                let id = *conn as u64;
-                let mut lines = std::mem::take(&mut buffers[i]);
-                if !lines.is_empty() {
-                    w.stats.pipelined += 1;
-                }
-                lines.push(line.clone());
-                if !open[i] {
-                    open[i] = true;
-                    w.closed.remove(&id);
-                    w.pump(Event::Open(id));
-                    w.oracle.connect(id);
-                }
-                let nl: &[u8] = if crlf { b"\r\n" } else { b"\n" };
-                let mut bytes = Vec::new();
-                for (k, l) in lines.iter().enumerate() {
-                    bytes.extend_from_slice(l.as_bytes());
-                    // A half-closing client may end without a final newline.
-                    if !(eof && k + 1 == lines.len()) {
-                        bytes.extend_from_slice(nl);
-                    }
-                }
-                w.stats.sends += 1;
-                if !splits.is_empty() {
-                    w.stats.chunked += 1;
-                }
-                let mut at = 0;
-                for &s in splits.iter().chain(std::iter::once(&bytes.len())) {
-                    let s = s.min(bytes.len());
-                    if s > at {
-                        w.pump(Event::Bytes(id, bytes[at..s].to_vec()));
-                        at = s;
-                    }
-                }
-                if eof {
-                    w.stats.half_closes += 1;
-                    w.pump(Event::Eof(id));
-                }
-                // The oracle's answers, in order, stopping where it closes.
-                let mut expected = Vec::new();
-                let mut oracle_closed = false;
-                for l in &lines {
-                    w.stats.statements += 1;
-                    if let Some(r) = w.oracle.execute(id, w.now, l.as_bytes()) {
-                        let e = w.stats.kinds.entry(kind_of(l)).or_default();
-                        if r.line.starts_with("ERR") {
-                            e.1 += 1;
-                            let shape = r.line.split(':').next().unwrap_or("").to_string();
-                            *w.stats.errors.entry(shape).or_default() += 1;
-                        } else {
-                            e.0 += 1;
-                        }
-                        expected.push((l.clone(), r.line));
-                        if r.close {
-                            oracle_closed = true;
-                            break;
-                        }
-                    }
-                }
-                // A COMPACT LENS may wait on a held job: complete held jobs if a reply is
-                // still missing.
-                let count = |w: &World| {
-                    w.received
-                        .get(&id)
-                        .map_or(0, |b| b.iter().filter(|&&x| x == b'\n').count())
-                };
-                let mut round = 0;
-                while count(&w) < expected.len() && !w.held.is_empty() {
-                    // Each completion may let a queued statement spawn the next job.
-                    w.run_held(step as u64 + round);
-                    round += 1;
-                }
-                let got_bytes = w.received.remove(&id).unwrap_or_default();
-                fnv(&mut w.stats.trace_hash, &got_bytes);
-                let got: Vec<String> = String::from_utf8_lossy(&got_bytes)
-                    .lines()
-                    .map(str::to_string)
-                    .collect();
-                let n = expected.len().max(got.len());
-                for k in 0..n {
-                    let (stmt, exp) = expected
-                        .get(k)
-                        .cloned()
-                        .unwrap_or_else(|| ("<none>".into(), "<no reply>".into()));
-                    let act = got.get(k).cloned().unwrap_or_else(|| "<no reply>".into());
-                    let same = exp == act
-                        || (exp.starts_with("ERR parse error")
-                            && act.starts_with("ERR parse error"));
-                    if !same {
-                        return Outcome {
-                            divergence: Some(Divergence {
-                                step,
-                                conn: *conn,
-                                statement: stmt,
-                                expected: exp,
-                                actual: act,
-                                trace: trace.into_iter().collect(),
-                            }),
-                            stats: w.stats,
-                        };
-                    }
-                }
-                if eof && !oracle_closed {
-                    // Input ended: the server closes once everything is answered.
-                    w.oracle.disconnect(id);
-                    oracle_closed = true;
-                }
-                let engine_closed = w.closed.contains(&id);
-                if engine_closed != oracle_closed {
-                    return Outcome {
-                        divergence: Some(Divergence {
-                            step,
-                            conn: *conn,
-                            statement: lines.last().cloned().unwrap_or_default(),
-                            expected: format!("connection closed: {oracle_closed}"),
-                            actual: format!("connection closed: {engine_closed}"),
-                            trace: trace.into_iter().collect(),
-                        }),
-                        stats: w.stats,
-                    };
-                }
-                if engine_closed {
-                    open[i] = false;
-                }
+            if let Err(d) = w.apply(op) {
+                divergence = Some(d);
+                break;
             }
         }
     }
     Outcome {
-        divergence: None,
+        divergence: divergence.map(|d| *d),
         stats: w.stats,
     }
 }

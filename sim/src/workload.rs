@@ -95,6 +95,12 @@ const TYPES: &[&str] = &["int", "float", "str", "bool", "bytes"];
 pub struct Gen {
     rng: ChaCha8Rng,
     net: ChaCha8Rng,
+    /// Disk faults draw from their own stream.
+    disk: ChaCha8Rng,
+    /// Per-seed rates (per 10,000 loop turns) of power loss, fsync failure, disk full,
+    /// read error and bit rot; swarm switches some off.
+    disk_rates: [u32; 5],
+    disk_full: bool,
     weights: Vec<u32>,
     /// What the generator believes each base lens's type is (it may be wrong; that
     /// only makes more statements invalid).
@@ -112,6 +118,15 @@ impl Gen {
         let mut cfg_rng = ChaCha8Rng::seed_from_u64(seed ^ 0xC0F1_6000);
         let rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5747_3000);
         let net = ChaCha8Rng::seed_from_u64(seed ^ 0x4E37_0000);
+        let mut disk = ChaCha8Rng::seed_from_u64(seed ^ 0xD15C_0000);
+        let mut disk_rates = [120, 40, 40, 25, 40];
+        for r in &mut disk_rates {
+            match disk.gen_range(0..10) {
+                0..=2 => *r = 0,
+                3 => *r *= 4,
+                _ => {}
+            }
+        }
         let mut weights = WEIGHTS.to_vec();
         // Swarm: switch a random subset of kinds off (never the core write/read ones).
         for (i, w) in weights.iter_mut().enumerate() {
@@ -130,13 +145,16 @@ impl Gen {
             conns: cfg_rng.gen_range(1..=4),
             compact_threshold: *pick(&mut cfg_rng, &[1, 2, 3, 5, 8, 32]),
             job_threshold: *pick(&mut cfg_rng, &[0, 3, 20, 1 << 16]),
-            hold_compactions: cfg_rng.gen_bool(0.5),
+            hold_jobs: cfg_rng.gen_bool(0.5),
             durable: cfg_rng.gen_bool(0.5),
         };
         let fresh = vec![true; cfg.conns as usize];
         Gen {
             rng,
             net,
+            disk,
+            disk_rates,
+            disk_full: false,
             weights,
             types: BTreeMap::new(),
             cfg,
@@ -168,6 +186,12 @@ impl Gen {
         }
         let mut count = 0;
         while count < n {
+            if self.cfg.durable {
+                if let Some(op) = self.disk_fault() {
+                    ops.push(op);
+                    continue;
+                }
+            }
             let conn = self.net.gen_range(0..self.cfg.conns);
             let r = self.net.gen_range(0..100);
             if r < 2 {
@@ -181,7 +205,7 @@ impl Gen {
                 });
                 continue;
             }
-            if r < 8 && self.cfg.hold_compactions {
+            if r < 8 && self.cfg.hold_jobs {
                 ops.push(Op::RunJobs {
                     pick: self.net.gen(),
                 });
@@ -248,6 +272,39 @@ impl Gen {
             cfg: self.cfg,
             ops,
         }
+    }
+
+    /// Maybe a disk fault here (durable seeds only).
+    fn disk_fault(&mut self) -> Option<Op> {
+        let r = self.disk.gen_range(0..10_000u32);
+        let mut acc = 0;
+        for (kind, rate) in self.disk_rates.iter().enumerate() {
+            acc += rate;
+            if r >= acc {
+                continue;
+            }
+            let d = &mut self.disk;
+            return Some(match kind {
+                0 => Op::PowerLoss {
+                    after: if d.gen_bool(0.2) {
+                        0
+                    } else {
+                        d.gen_range(1..40)
+                    },
+                    pick: d.gen(),
+                },
+                1 => Op::FailSync,
+                2 => {
+                    self.disk_full = !self.disk_full;
+                    Op::DiskFull {
+                        full: self.disk_full,
+                    }
+                }
+                3 => Op::FailRead,
+                _ => Op::Rot { pick: d.gen() },
+            });
+        }
+        None
     }
 
     fn auth_line(&mut self) -> String {
