@@ -95,28 +95,33 @@ pub fn value_literal(field: &str, ty: LoadType) -> Result<String, String> {
             Err(_) => Err(format!("invalid number: {t}")),
         })
     };
-    let boolean = || match t.to_ascii_lowercase().as_str() {
-        "true" => Some("true".to_string()),
-        "false" => Some("false".to_string()),
-        _ => None,
+    let boolean = || {
+        if t.eq_ignore_ascii_case("true") {
+            Some("true".to_string())
+        } else if t.eq_ignore_ascii_case("false") {
+            Some("false".to_string())
+        } else {
+            None
+        }
     };
     let bytes = || {
-        let lower = t.to_ascii_lowercase();
+        let hex = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X"))?;
+        let lower = format!("0x{}", hex.to_ascii_lowercase());
         is_bytes_literal(&lower).then_some(lower)
     };
     match ty {
         LoadType::Auto => {
-            if let Some(b) = boolean() {
-                return Ok(b);
+            if let Some(r) = int() {
+                return r;
             }
             if let Some(b) = bytes() {
                 return Ok(b);
             }
-            if let Some(r) = int() {
-                return r;
-            }
             if let Some(r) = float() {
                 return r;
+            }
+            if let Some(b) = boolean() {
+                return Ok(b);
             }
             string()
         }
