@@ -14,7 +14,8 @@ for _ in $(seq 100); do grep -q "serving on" "$dir/log" 2>/dev/null && break; sl
 load() { target/release/tau-load --host 127.0.0.1:$port --secs "$secs" "$@"; }
 load at --conns 1 --depth 256
 load at --conns 16 --depth 256
-load append --conns 32 --depth 1
 load append --conns 1 --depth 1
+load append --conns 32 --depth 1
+load append --conns 64 --depth 1
 load batch --conns 1 --size 20000 --depth 1
 load batch --conns 4 --size 20000 --depth 1

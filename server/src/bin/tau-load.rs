@@ -6,7 +6,7 @@
 //! tau-load [--host HOST:PORT] [--secs S] batch  [--conns N] [--size K] [--depth D]
 //! ```
 //!
-//! Each connection is one thread that keeps `depth` statements outstanding (depth 1 is
+//! Each connection is a task (all on one thread) that keeps `depth` statements outstanding (depth 1 is
 //! plain request/response) and counts replies. `at` first loads a lens with 100,000
 //! intervals and then runs point queries over it; `append` sends single-interval APPENDs;
 //! `batch` sends BATCH APPENDs of `size` intervals. Every reply is checked. Each run uses a
@@ -142,75 +142,115 @@ fn main() {
             assert_eq!(c.ask(&line), "OK");
         }
     }
+    // All connections run as tasks on one thread (smol): on a 2-core machine shared with
+    // the server, a thread per connection would spend the cores on context switches.
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
-    let started = Arc::new(std::sync::Barrier::new(a.conns + 1));
-    let threads: Vec<_> = (0..a.conns)
-        .map(|w| {
-            let (stop, done, started) = (stop.clone(), done.clone(), started.clone());
-            let (host, db, mode, depth, size) =
-                (a.host.clone(), db.clone(), a.mode.clone(), a.depth, a.size);
-            std::thread::spawn(move || {
-                let mut c = Conn::new(&host);
-                assert_eq!(c.ask(&format!("USE DATABASE {db}")), "OK");
-                let mut k = 0u64;
-                let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (w as u64 + 1);
-                // The next statement of this connection, into `out`.
-                let mut next = |out: &mut Vec<u8>| match mode.as_str() {
-                    "at" => {
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
-                        let t = x % (SPAN * 10);
-                        let _ = writeln!(out, "AT LENS x {t}");
-                    }
-                    "append" => {
+    let ex = smol::LocalExecutor::new();
+    let mut tasks = Vec::new();
+    let (ready_tx, ready_rx) = smol::channel::unbounded::<()>();
+    let (go_tx, go_rx) = smol::channel::unbounded::<()>();
+    for w in 0..a.conns {
+        let (stop, done) = (stop.clone(), done.clone());
+        let (ready, go) = (ready_tx.clone(), go_rx.clone());
+        let (host, db, mode, depth, size) =
+            (a.host.clone(), db.clone(), a.mode.clone(), a.depth, a.size);
+        tasks.push(ex.spawn(async move {
+            use smol::io::{AsyncReadExt, AsyncWriteExt};
+            let std = TcpStream::connect(&host).expect("connect");
+            let _ = std.set_nodelay(true);
+            let mut s = smol::Async::new(std).expect("async socket");
+            s.write_all(format!("USE DATABASE {db}\n").as_bytes())
+                .await
+                .unwrap();
+            let mut buf = vec![0u8; 1 << 20];
+            let mut have = 0;
+            // Wait for the OK of USE DATABASE.
+            while !buf[..have].contains(&b'\n') {
+                let n = s.read(&mut buf[have..]).await.unwrap();
+                assert!(n > 0, "closed");
+                have += n;
+            }
+            assert!(buf.starts_with(b"OK\n"));
+            have = 0;
+            let _ = ready.send(()).await;
+            let _ = go.recv().await;
+            let mut k = 0u64;
+            let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (w as u64 + 1);
+            // The next statement of this connection, into `out`.
+            let mut next = |out: &mut Vec<u8>| match mode.as_str() {
+                "at" => {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let t = x % (SPAN * 10);
+                    let _ = writeln!(out, "AT LENS x {t}");
+                }
+                "append" => {
+                    let t = ((w as u64) << 40) + k * 10;
+                    k += 1;
+                    let _ = writeln!(out, "APPEND LENS x {t} {} 21.5", t + 10);
+                }
+                _ => {
+                    let _ = write!(out, "BATCH APPEND LENS x {{");
+                    for _ in 0..size {
                         let t = ((w as u64) << 40) + k * 10;
                         k += 1;
-                        let _ = writeln!(out, "APPEND LENS x {t} {} 21.5", t + 10);
+                        let _ = write!(out, " {t} {} 21.5;", t + 10);
                     }
-                    _ => {
-                        let _ = write!(out, "BATCH APPEND LENS x {{");
-                        for _ in 0..size {
-                            let t = ((w as u64) << 40) + k * 10;
-                            k += 1;
-                            let _ = write!(out, " {t} {} 21.5;", t + 10);
-                        }
-                        out.pop();
-                        let _ = writeln!(out, " }}");
-                    }
-                };
-                let mut out = Vec::new();
-                started.wait();
-                for _ in 0..depth {
+                    out.pop();
+                    let _ = writeln!(out, " }}");
+                }
+            };
+            let mut out = Vec::new();
+            for _ in 0..depth {
+                next(&mut out);
+            }
+            s.write_all(&out).await.unwrap();
+            let mut replies = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if have == buf.len() {
+                    buf.resize(buf.len() * 2, 0);
+                }
+                let n = s.read(&mut buf[have..]).await.unwrap();
+                assert!(n > 0, "server closed the connection");
+                have += n;
+                let mut start = 0;
+                let mut got = 0;
+                while let Some(p) = buf[start..have].iter().position(|&b| b == b'\n') {
+                    let l = &buf[start..start + p];
+                    assert!(!l.starts_with(b"ERR"), "{}", String::from_utf8_lossy(l));
+                    start += p + 1;
+                    got += 1;
+                }
+                buf.copy_within(start..have, 0);
+                have -= start;
+                replies += got;
+                out.clear();
+                for _ in 0..got {
                     next(&mut out);
                 }
-                c.s.write_all(&out).unwrap();
-                let mut replies = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let n = c.replies(|l| {
-                        assert!(!l.starts_with(b"ERR"), "{}", String::from_utf8_lossy(l));
-                    });
-                    replies += n as u64;
-                    out.clear();
-                    for _ in 0..n {
-                        next(&mut out);
-                    }
-                    c.s.write_all(&out).unwrap();
-                }
-                done.fetch_add(replies, Ordering::Relaxed);
-            })
-        })
-        .collect();
-    started.wait();
-    let t0 = Instant::now();
-    std::thread::sleep(Duration::from_secs_f64(a.secs));
-    stop.store(true, Ordering::Relaxed);
-    let secs = t0.elapsed().as_secs_f64();
-    // Replies still in flight are not counted; each thread stops at its next read.
-    for t in threads {
-        t.join().unwrap();
+                s.write_all(&out).await.unwrap();
+            }
+            done.fetch_add(replies, Ordering::Relaxed);
+        }));
     }
+    drop(ready_tx);
+    let secs = smol::block_on(ex.run(async {
+        for _ in 0..a.conns {
+            ready_rx.recv().await.unwrap();
+        }
+        let t0 = Instant::now();
+        drop(go_tx);
+        smol::Timer::after(Duration::from_secs_f64(a.secs)).await;
+        stop.store(true, Ordering::Relaxed);
+        let secs = t0.elapsed().as_secs_f64();
+        // Replies still in flight are not counted; each task stops at its next read.
+        for t in tasks {
+            t.await;
+        }
+        secs
+    }));
     let n = done.load(Ordering::Relaxed) as f64;
     let unit = if a.mode == "batch" {
         format!(
