@@ -308,6 +308,8 @@ impl Engine {
         let snapshot = self.state.clone();
         let d = self.durable.as_mut().expect("durable mode");
         d.checkpointing = true;
+        // The snapshot holds every applied commit, logged or not.
+        d.relog.clear();
         let dir = d.cfg.dir.clone();
         let new_gen = d.gen + 1;
         let mut m = Manifest {

@@ -154,6 +154,10 @@ pub(crate) struct Durable {
     pub(crate) loading: Option<crate::checkpoint::Loading>,
     /// The state the manifest's layer files rebuilt, waiting for the WAL replay.
     pub(crate) base: Option<State>,
+    /// Commits applied before they were durable (the bootstrap admin) whose record a full
+    /// disk cut back: logged again ahead of the next commit, so that nothing logged later
+    /// can depend on a record the WAL lacks.
+    pub(crate) relog: Vec<Vec<Op>>,
     /// Statistics for SHOW STATUS and the benchmarks.
     pub syncs: u64,
     pub records: u64,
@@ -182,6 +186,7 @@ impl Durable {
             checkpoint: None,
             loading: None,
             base: None,
+            relog: Vec::new(),
             syncs: 0,
             records: 0,
             zstd: wal::Compressor::new(),
@@ -476,6 +481,11 @@ impl Engine {
         };
         let lost: Vec<Inflight> = d.inflight.drain(pos..).collect();
         let offset = lost[0].offset;
+        d.relog.extend(
+            lost.iter()
+                .filter(|i| i.applied)
+                .map(|i| i.unit.ops.clone()),
+        );
         d.wal_len = offset;
         d.phase = Phase::Full(e.clone());
         let path = d.wal.clone();
@@ -607,6 +617,10 @@ impl Engine {
             }
         }
         drop(view);
+        let relog = std::mem::take(&mut self.durable.as_mut().expect("durable mode").relog);
+        for ops in relog {
+            self.log_commit(ops, None, true, fx)?;
+        }
         self.log_commit(ops, waiter, false, fx)
     }
 

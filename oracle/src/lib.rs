@@ -50,17 +50,17 @@ pub struct Reply {
 }
 
 /// A copy of the committed store (see [`Oracle::snapshot`]).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Snapshot(Store);
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 struct User {
     password: String,
     /// Database name (or `*`) -> permission bits (see `parse::PERM_LETTERS`).
     grants: BTreeMap<String, u8>,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 struct Store {
     dbs: BTreeMap<String, Db>,
     users: BTreeMap<String, User>,
@@ -68,7 +68,7 @@ struct Store {
     last_written_at: i64,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 struct Conn {
     db: Option<String>,
     user: Option<String>,

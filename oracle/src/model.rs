@@ -13,7 +13,7 @@ pub type Piece = (i64, i64, Value);
 /// `Ok(None)` is NIL ("nothing here"); `Err` is the text after `ERR `.
 pub type Eval = Result<Option<Value>, String>;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Layer {
     pub id: u64,
     pub written_at: i64,
@@ -21,13 +21,13 @@ pub struct Layer {
     pub intervals: Vec<Piece>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Lens {
     Base { ty: Ty, layers: Vec<Layer> },
     Derived { expr: Expr },
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Db {
     /// The last layer id handed out in this database (ids start at 1).
     pub last_layer: u64,

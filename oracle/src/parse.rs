@@ -102,7 +102,7 @@ impl BinOp {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Expr {
     Lit(Value),
     Ref(String),
@@ -137,7 +137,7 @@ pub enum Sel {
     Layer(i64),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Stmt {
     CreateDb(String),
     DropDb(String),

@@ -1,6 +1,6 @@
 //! Values, types and their wire encoding.
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Int(i64),
     Float(f64),

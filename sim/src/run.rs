@@ -165,8 +165,7 @@ impl World<'_> {
                 || self.crash_in.is_some()
                 || self.disk.full
                 || self.crashed.is_some()
-                || self.disk.fail_syncs > 0
-                || self.rot_on)
+                || self.disk.fail_syncs > 0)
     }
 
     fn pump(&mut self, first: Event) {
@@ -200,6 +199,9 @@ impl World<'_> {
                             if n == 0 {
                                 self.crash_in = None;
                                 self.stats.fault("power loss mid-op");
+                                if debug_on() {
+                                    eprintln!("step {} power loss during {op:?}", self.step);
+                                }
                                 self.disk.exec_partly(op, pick);
                                 self.crashed = Some(pick);
                                 continue;
@@ -242,10 +244,14 @@ impl World<'_> {
 
     /// Keep the committed state as it is now among the recent ones (see `history`).
     fn remember(&mut self) {
+        let now = self.oracle.snapshot();
+        if self.history.back() == Some(&now) {
+            return;
+        }
         if self.history.len() == HISTORY {
             self.history.pop_front();
         }
-        self.history.push_back(self.oracle.snapshot());
+        self.history.push_back(now);
     }
 
     /// Complete every held job, in an order `pick` chooses.
@@ -366,35 +372,39 @@ impl World<'_> {
                 self.disk.fail_syncs = 0;
                 continue;
             }
+            // Bit rot in the last WAL record is indistinguishable from a torn write:
+            // recovery truncates it (and says so). Only then may committed writes be missing.
+            let rot_truncated = rot.iter().any(|r| {
+                self.logs.iter().any(|l| {
+                    l.contains(&format!("{}: truncating a torn record at offset", r.path))
+                        && l.split("at offset ")
+                            .nth(1)
+                            .and_then(|x| x.split_whitespace().next())
+                            .and_then(|x| x.parse::<usize>().ok())
+                            .is_some_and(|o| o <= r.offset)
+                })
+            });
+            if debug_on() {
+                eprintln!(
+                    "logs {:?} rot {rot:?} hist {}",
+                    self.logs,
+                    self.history.len()
+                );
+            }
+            if self.case.cfg.durable && !self.check_recovered(rot_truncated, &alts)? {
+                // The power went while the probe ran (a checkpoint right after recovery,
+                // say): recover again from what the disk kept.
+                let pick = self.crashed.take().expect("the probe saw a power loss");
+                self.stats.fault("power loss right after recovery");
+                self.disk.crash(pick);
+                continue;
+            }
+            if rot_truncated {
+                self.stats.fault("bit rot in last record truncated as torn");
+            }
             break;
         }
-        // Bit rot in the last WAL record is indistinguishable from a torn write: recovery
-        // truncates it (and says so). Only then may committed writes be missing.
-        let rot_truncated = rot.iter().any(|r| {
-            self.logs.iter().any(|l| {
-                l.contains(&format!("{}: truncating a torn record at offset", r.path))
-                    && l.split("at offset ")
-                        .nth(1)
-                        .and_then(|x| x.split_whitespace().next())
-                        .and_then(|x| x.parse::<usize>().ok())
-                        .is_some_and(|o| o <= r.offset)
-            })
-        });
-        if rot_truncated {
-            self.stats.fault("bit rot in last record truncated as torn");
-        }
-        if debug_on() {
-            eprintln!(
-                "logs {:?} rot {:?} hist {}",
-                self.logs,
-                self.disk.rot,
-                self.history.len()
-            );
-        }
         self.disk.rot.clear();
-        if self.case.cfg.durable {
-            self.check_recovered(rot_truncated, alts)?;
-        }
         Ok(())
     }
 
@@ -403,7 +413,8 @@ impl World<'_> {
     /// are the acknowledged state, then each uncertain write added in order; the recovered
     /// server is read with probes (every database, lens, user and grant) and must match
     /// one of them exactly.
-    fn check_recovered(&mut self, rot_truncated: bool, alts: Vec<Snapshot>) -> Result<(), Fail> {
+    /// `Ok(false)`: the power went during the probe; nothing was decided.
+    fn check_recovered(&mut self, rot_truncated: bool, alts: &[Snapshot]) -> Result<bool, Fail> {
         let mut candidates = vec![self.oracle.snapshot()];
         if debug_on() {
             eprintln!(
@@ -413,8 +424,8 @@ impl World<'_> {
                 self.faulted
             );
         }
-        candidates.append(&mut self.uncertain);
-        candidates.extend(alts);
+        candidates.extend(self.uncertain.iter().cloned());
+        candidates.extend(alts.iter().cloned());
         if rot_truncated {
             candidates.extend(self.history.iter().rev().cloned());
         }
@@ -473,6 +484,9 @@ impl World<'_> {
         self.pump(Event::Closed(PROBE));
         self.received.remove(&PROBE);
         self.closed.remove(&PROBE);
+        if self.crashed.is_some() {
+            return Ok(false);
+        }
         let mut first_mismatch = None;
         let mut matching = Vec::new();
         for (i, mut o) in oracles.into_iter().enumerate() {
@@ -526,7 +540,8 @@ impl World<'_> {
             if self.rot_on {
                 self.remember();
             }
-            return Ok(());
+            self.uncertain.clear();
+            return Ok(true);
         }
         let (p, e, a) = first_mismatch.expect("at least one candidate");
         self.trace
@@ -635,11 +650,12 @@ impl World<'_> {
             if let Some(s) = shadow.as_mut() {
                 s.execute(id, self.now, l.as_bytes());
             }
-            let alt_replies: Vec<Option<String>> = self
+            let alt_replies: Vec<Option<tau_oracle::Reply>> = self
                 .alts
                 .iter_mut()
-                .map(|o| o.execute(id, self.now, l.as_bytes()).map(|r| r.line))
+                .map(|o| o.execute(id, self.now, l.as_bytes()))
                 .collect();
+            let mut close = r.close;
             let e = self.stats.kinds.entry(kind_of(l)).or_default();
             if r.line.starts_with("ERR") {
                 e.1 += 1;
@@ -686,8 +702,8 @@ impl World<'_> {
                         let mut refused = Vec::new();
                         let alts = std::mem::take(&mut self.alts).into_iter().zip(alt_replies);
                         for (k, (mut o, rep)) in alts.enumerate() {
-                            if rep.as_deref().is_some_and(same) {
-                                agree.push(o);
+                            if let Some(rep) = rep.filter(|rep| same(&rep.line)) {
+                                agree.push((o, rep.close));
                             } else if storage_error {
                                 // Refused by the failing disk: not applied, maybe durable
                                 // (as below).
@@ -699,10 +715,16 @@ impl World<'_> {
                         if !main_ok && !agree.is_empty() {
                             self.stats
                                 .fault("an alternative recovered state was the right one");
-                            self.oracle = agree.remove(0);
+                            let (o, c) = agree.remove(0);
+                            self.oracle = o;
+                            close = c;
                             main_ok = true;
                         }
-                        self.alts = if main_ok { agree } else { refused };
+                        self.alts = if main_ok {
+                            agree.into_iter().map(|(o, _)| o).collect()
+                        } else {
+                            refused
+                        };
                     }
                     acked = main_ok;
                     if !main_ok {
@@ -732,7 +754,7 @@ impl World<'_> {
             if self.rot_on && write {
                 self.remember();
             }
-            if r.close {
+            if close {
                 oracle_closed = true;
                 break;
             }
