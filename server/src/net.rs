@@ -411,7 +411,24 @@ where
     let (r, w) = smol::io::split(stream);
     let reader = read_half(id, r, &st, wake_rx, &stop_tx, &stop_rx, sv);
     let writer = write_half(id, w, out_rx, &st, &stop_tx, &stop_rx, peer, sv);
-    smol::future::zip(reader, writer).await;
+    let (mut r, clean) = smol::future::zip(reader, writer).await;
+    if clean {
+        // Our side is closed. Read and drop what the client still sends until it closes
+        // too (briefly): closing a socket with unread input resets it, and a reset can
+        // destroy replies the client has not read yet.
+        let mut sink = vec![0u8; 16 << 10];
+        async {
+            while let Ok(n) = r.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+        .or(async {
+            Timer::after(REJECT_LINGER).await;
+        })
+        .await;
+    }
 }
 
 enum Wait {
@@ -428,7 +445,7 @@ async fn read_half<R: AsyncRead + Unpin>(
     stop_tx: &Sender<()>,
     stop: &Receiver<()>,
     sv: &Server,
-) {
+) -> R {
     enum Got {
         Read(std::io::Result<usize>),
         Stop,
@@ -462,7 +479,7 @@ async fn read_half<R: AsyncRead + Unpin>(
             })
             .await;
             if let Wait::Stop = w {
-                return;
+                return r;
             }
         }
         let got = async { Got::Read(r.read(&mut buf).await) }
@@ -485,7 +502,7 @@ async fn read_half<R: AsyncRead + Unpin>(
         match got {
             // On shutdown the engine drains the connection: it answers what it has
             // and closes it, and the writer sends that out.
-            Got::Stop => return,
+            Got::Stop => return r,
             Got::Idle => {
                 // Not idle while a statement is being answered or replies go out.
                 if st.outstanding() || st.unsent.load(Ordering::Acquire) > 0 {
@@ -495,7 +512,7 @@ async fn read_half<R: AsyncRead + Unpin>(
                 log(Level::Debug, format_args!("connection {id}: idle, closed"));
                 let _ = sv.engine.send(Input::Event(Event::Closed(id)));
                 stop_tx.close();
-                return;
+                return r;
             }
             Got::Read(Ok(0)) => {
                 // A clean end of input may be a half-close: the client still reads
@@ -503,12 +520,12 @@ async fn read_half<R: AsyncRead + Unpin>(
                 if !sv.stopping() {
                     let _ = sv.engine.send(Input::Event(Event::Eof(id)));
                 }
-                return;
+                return r;
             }
             Got::Read(Err(_)) => {
                 let _ = sv.engine.send(Input::Event(Event::Closed(id)));
                 stop_tx.close();
-                return;
+                return r;
             }
             Got::Read(Ok(n)) => {
                 let k = lines.count(&buf[..n]);
@@ -524,7 +541,7 @@ async fn read_half<R: AsyncRead + Unpin>(
                     .send(Input::Event(Event::Bytes(id, buf[..n].to_vec())))
                     .is_err()
                 {
-                    return;
+                    return r;
                 }
             }
         }
@@ -541,7 +558,7 @@ async fn write_half<W: AsyncWrite + Unpin>(
     stop: &Receiver<()>,
     peer: SocketAddr,
     sv: &Server,
-) {
+) -> bool {
     // With auth on, the first reply line answers the AUTH line.
     let mut first_reply = sv.auth;
     let mut buf: Vec<u8> = Vec::new();
@@ -630,6 +647,7 @@ async fn write_half<W: AsyncWrite + Unpin>(
         let _ = sv.engine.send(Input::Event(Event::Closed(id)));
     }
     stop_tx.close();
+    clean
 }
 
 #[cfg(test)]

@@ -35,14 +35,17 @@ fn sigterm_stops_cleanly_and_keeps_acknowledged_writes() {
                 }
                 let mut n = 0;
                 for k in (w * 1_000_000).. {
-                    c.send(&format!("APPEND LENS x {} {} {k}\n", 2 * k, 2 * k + 1));
-                    match c.line().as_str() {
-                        "OK" => {
+                    let stmt = format!("APPEND LENS x {} {} {k}\n", 2 * k, 2 * k + 1);
+                    if std::io::Write::write_all(&mut c.w, stmt.as_bytes()).is_err() {
+                        return n;
+                    }
+                    match c.try_line().as_deref() {
+                        Some("OK") => {
                             acked.lock().unwrap().push(k);
                             n += 1;
                         }
-                        "" => return n, // closed by the server
-                        other => panic!("unexpected reply {other}"),
+                        None => return n, // closed by the server
+                        Some(other) => panic!("unexpected reply {other}"),
                     }
                 }
                 n

@@ -137,6 +137,15 @@ impl Conn {
         l.trim_end_matches('\n').to_string()
     }
 
+    /// One reply line; `None` at end of stream or on a reset.
+    pub fn try_line(&mut self) -> Option<String> {
+        let mut l = String::new();
+        match self.r.read_line(&mut l) {
+            Ok(n) if n > 0 => Some(l.trim_end_matches('\n').to_string()),
+            _ => None,
+        }
+    }
+
     pub fn ask(&mut self, stmt: &str) -> String {
         self.send(&format!("{stmt}\n"));
         self.line()
