@@ -270,3 +270,111 @@ impl Disk {
             .join(" ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(d: &mut Disk, path: &str, bytes: &[u8]) {
+        let op = StorageOp::Create {
+            path: path.into(),
+            bytes: bytes.to_vec(),
+        };
+        assert_eq!(d.exec(op), Ok(StorageOut::Done));
+    }
+
+    fn append(d: &mut Disk, path: &str, bytes: &[u8]) -> Result<StorageOut, String> {
+        d.exec(StorageOp::Append {
+            path: path.into(),
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    fn read(d: &mut Disk, path: &str) -> Vec<u8> {
+        match d.exec(StorageOp::ReadAll { path: path.into() }) {
+            Ok(StorageOut::Bytes(b)) => b,
+            other => panic!("read {path}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_crash_keeps_synced_data_and_at_most_a_torn_prefix_of_the_rest() {
+        let synced: Vec<u8> = (0..700u32).map(|i| i as u8).collect();
+        let unsynced: Vec<u8> = (0..1500u32).map(|i| (i * 7) as u8).collect();
+        let mut outcomes = std::collections::BTreeSet::new();
+        for pick in 0..300 {
+            let mut d = Disk::default();
+            create(&mut d, "/w", b"");
+            append(&mut d, "/w", &synced).unwrap();
+            d.exec(StorageOp::Sync { path: "/w".into() }).unwrap();
+            append(&mut d, "/w", &unsynced).unwrap();
+            d.crash(pick);
+            let after = read(&mut d, "/w");
+            assert!(after.starts_with(&synced), "pick {pick}: synced bytes lost");
+            let tail = &after[synced.len()..];
+            assert!(
+                tail.len() <= unsynced.len(),
+                "pick {pick}: grew past the write"
+            );
+            // Everything but the last sector touched is exactly what was written.
+            let end = synced.len() + tail.len();
+            let last_sector = (end.saturating_sub(1) / SECTOR) * SECTOR;
+            let exact = last_sector.saturating_sub(synced.len()).min(tail.len());
+            assert_eq!(&tail[..exact], &unsynced[..exact], "pick {pick}");
+            outcomes.insert(tail.len());
+        }
+        // Nothing kept, everything kept, and cuts in between all happen.
+        assert!(outcomes.contains(&0) && outcomes.contains(&unsynced.len()));
+        assert!(outcomes.len() > 5, "{outcomes:?}");
+    }
+
+    #[test]
+    fn a_failed_fsync_makes_nothing_durable_and_a_full_disk_writes_half() {
+        let mut d = Disk::default();
+        create(&mut d, "/w", b"head");
+        append(&mut d, "/w", b"data").unwrap();
+        d.fail_syncs = 1;
+        assert_eq!(
+            d.exec(StorageOp::Sync { path: "/w".into() }),
+            Err(EIO.into())
+        );
+        d.crash(0);
+        let after = read(&mut d, "/w");
+        assert!(after.starts_with(b"head") && after.len() <= 8);
+        d.full = true;
+        assert_eq!(append(&mut d, "/w", b"123456"), Err(ENOSPC.into()));
+        assert_eq!(read(&mut d, "/w").len(), after.len() + 3);
+    }
+
+    #[test]
+    fn rot_flips_one_durable_bit_and_repair_restores_it() {
+        let mut d = Disk::default();
+        create(&mut d, "/a", &[0u8; 64]);
+        d.rot(12345);
+        let damaged = read(&mut d, "/a");
+        assert_eq!(damaged.iter().map(|b| b.count_ones()).sum::<u32>(), 1);
+        d.repair_rot();
+        assert_eq!(read(&mut d, "/a"), vec![0u8; 64]);
+        // A file rewritten since the flip is not "repaired" into damage.
+        d.rot(777);
+        create(&mut d, "/a", &[1u8; 64]);
+        d.repair_rot();
+        assert_eq!(read(&mut d, "/a"), vec![1u8; 64]);
+    }
+
+    #[test]
+    fn a_create_cut_short_leaves_the_old_file_or_the_new_one() {
+        for pick in 0..3 {
+            let mut d = Disk::default();
+            create(&mut d, "/m", b"old");
+            let op = StorageOp::Create {
+                path: "/m".into(),
+                bytes: b"new".to_vec(),
+            };
+            d.exec_partly(op, pick);
+            d.crash(pick);
+            let m = read(&mut d, "/m");
+            assert!(m == b"old" || m == b"new", "pick {pick}: {m:?}");
+        }
+    }
+}
