@@ -184,6 +184,9 @@ fn run() -> i32 {
         }
         Err(e) => {
             eprintln!("tau: {e}");
+            if matches!(e, Fatal::Lost { .. }) && s.replies == 0 && !opts.tls {
+                eprintln!("tau: (no reply at all: is the server expecting TLS? try --tls-ca FILE)");
+            }
             EXIT_CONNECTION
         }
     }

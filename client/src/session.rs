@@ -178,6 +178,8 @@ pub struct Session<W: Write> {
     pub progress: bool,
     /// Statements answered with `ERR`, and failed client commands.
     pub errors: u64,
+    /// Reply lines received.
+    pub replies: u64,
     /// The user asked to stop (`\q`, `QUIT`, `EXIT`): later lines are ignored.
     pub quit: bool,
     /// The database selected by the last successful `USE DATABASE` (for the prompt).
@@ -196,6 +198,7 @@ impl<W: Write> Session<W> {
             raw,
             progress: false,
             errors: 0,
+            replies: 0,
             quit: false,
             database: None,
             in_transaction: false,
@@ -282,6 +285,16 @@ impl<W: Write> Session<W> {
 
     /// Show the reply to the oldest outstanding statement.
     fn answer(&mut self, reply: String) -> Result<(), Fatal> {
+        if self.replies == 0 && reply.starts_with(['\u{15}', '\u{16}']) {
+            // A TLS record (alert or handshake) where a reply line should be.
+            let unanswered = self.inflight.len();
+            self.inflight.clear();
+            self.inflight_bytes = 0;
+            return Err(Fatal::Io(io::Error::other(format!(
+                "the server answered with TLS ({unanswered} statement(s) unanswered): connect with --tls-ca FILE or --tls-insecure"
+            ))));
+        }
+        self.replies += 1;
         let Some(p) = self.inflight.pop_front() else {
             // A line nobody asked for (the server's own notice before closing, say).
             self.print(&reply);

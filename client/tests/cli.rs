@@ -486,3 +486,60 @@ fn commands_and_files_run_in_the_order_given() {
     );
     assert_eq!(stdout(&o), "OK\nOK\nOK\nNAMES 1; x\n");
 }
+
+/// Big statements and big replies both ways at once: a client that wrote everything
+/// before reading would stall here (the server stops reading while its replies are
+/// unread). 24 MB each way, pipelined.
+#[test]
+fn large_statements_and_replies_pipelined_both_ways() {
+    let srv = start(Config::default());
+    let mut input = String::from("CREATE DATABASE d\nUSE DATABASE d\nCREATE LENS x int\n");
+    let (batches, rows) = (600i64, 2000i64);
+    for b in 0..batches {
+        input.push_str("BATCH APPEND LENS x { ");
+        for r in 0..rows {
+            let t = b * rows + r;
+            if r > 0 {
+                input.push_str("; ");
+            }
+            input.push_str(&format!("{t} {} {}", t + 1, 1_000_000 + r));
+        }
+        input.push_str(" }\n");
+        input.push_str(&format!("RANGE LENS x {} {}\n", b * rows, (b + 1) * rows));
+    }
+    let o = tau(srv.addr, &["--raw"], &input, &[]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len() as i64, 3 + 2 * batches);
+    for b in 0..batches as usize {
+        assert_eq!(lines[3 + 2 * b], "OK");
+        let range = lines[4 + 2 * b];
+        assert!(range.starts_with(&format!("RANGE {rows}; {}:", b as i64 * rows)));
+        assert_eq!(range.matches("; ").count() as i64, rows);
+    }
+}
+
+/// A server that answers with a TLS alert (a plain client reached a TLS port), or that
+/// closes without a word: exit code 3 and a hint, never the alert bytes as a reply.
+#[test]
+fn a_tls_server_or_a_silent_close_is_explained() {
+    use std::io::{Read, Write};
+    for alert in [true, false] {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = l.accept() {
+                let mut buf = [0u8; 64];
+                let _ = s.read(&mut buf);
+                if alert {
+                    let _ = s.write_all(b"\x15\x03\x03\x00\x02\x02\x32");
+                }
+            }
+        });
+        let o = tau(addr, &["-c", "SHOW DATABASES"], "", &[]);
+        assert_eq!(o.status.code(), Some(3), "alert: {alert}");
+        assert_eq!(stdout(&o), "");
+        assert!(stderr(&o).contains("--tls-ca"), "{}", stderr(&o));
+    }
+}

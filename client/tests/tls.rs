@@ -40,7 +40,12 @@ fn start_tls(name: &str) -> (SocketAddr, PathBuf) {
                 let stream = rustls::StreamOwned::new(conn, sock);
                 serve_stream(&d, id, stream, |s| {
                     s.conn.send_close_notify();
-                    let _ = s.conn.complete_io(&mut s.sock);
+                    while s.conn.wants_write() {
+                        if s.conn.write_tls(&mut s.sock).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = s.sock.shutdown(std::net::Shutdown::Both);
                 });
             });
         }
