@@ -47,7 +47,12 @@ Environment:
 
 /// tau: the command-line client for tau-server.
 #[derive(Parser, Debug)]
-#[command(name = "tau", version, after_long_help = AFTER_HELP)]
+#[command(
+    name = "tau",
+    version,
+    after_help = "See `tau --help` for modes, \\load, output and exit codes (also docs/CLIENT.md).",
+    after_long_help = AFTER_HELP
+)]
 struct Cli {
     /// The server to connect to.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7070")]
@@ -200,7 +205,9 @@ fn run_inputs<W: Write>(s: &mut Session<W>, inputs: &[(usize, Input)]) -> Result
                     s.submit(line)?;
                 }
             }
-            Input::File(p) if p.as_os_str() == "-" => run_lines(s, io::stdin().lock())?,
+            Input::File(p) if p.as_os_str() == "-" => {
+                run_lines(s, io::BufReader::with_capacity(1 << 16, io::stdin()), true)?
+            }
             Input::File(p) => {
                 let f = std::fs::File::open(p).map_err(|e| {
                     io::Error::new(
@@ -208,7 +215,7 @@ fn run_inputs<W: Write>(s: &mut Session<W>, inputs: &[(usize, Input)]) -> Result
                         format!("cannot read {}: {e}", p.display()),
                     )
                 })?;
-                run_lines(s, io::BufReader::with_capacity(1 << 16, f))?;
+                run_lines(s, io::BufReader::with_capacity(1 << 16, f), false)?;
             }
         }
         if s.quit {
@@ -219,10 +226,19 @@ fn run_inputs<W: Write>(s: &mut Session<W>, inputs: &[(usize, Input)]) -> Result
 }
 
 /// Submit every line of `r` (any bytes: a line that is not UTF-8 is sent with
-/// replacement characters, and the server answers it with an error).
-fn run_lines<W: Write>(s: &mut Session<W>, mut r: impl BufRead) -> Result<(), Fatal> {
+/// replacement characters, and the server answers it with an error). With `stream` (a
+/// pipe that may pause, like `producer | tau`), every reply is shown before waiting for
+/// more input, so a slow producer still sees its answers at once.
+fn run_lines<W: Write, R: io::Read>(
+    s: &mut Session<W>,
+    mut r: io::BufReader<R>,
+    stream: bool,
+) -> Result<(), Fatal> {
     let mut buf = Vec::new();
     loop {
+        if stream && r.buffer().is_empty() {
+            s.drain()?;
+        }
         buf.clear();
         if r.read_until(b'\n', &mut buf)? == 0 {
             return Ok(());

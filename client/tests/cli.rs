@@ -543,3 +543,39 @@ fn a_tls_server_or_a_silent_close_is_explained() {
         assert!(stderr(&o).contains("--tls-ca"), "{}", stderr(&o));
     }
 }
+
+/// `producer | tau` with a producer that pauses: each reply shows up while the producer
+/// waits, not when stdin closes.
+#[test]
+fn replies_to_a_slow_stdin_come_at_once() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+    let srv = start(Config::default());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tau"))
+        .args(["--host", &srv.addr.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in out.lines() {
+            let _ = tx.send(l.unwrap_or_default());
+        }
+    });
+    for (stmt, reply) in [
+        ("CREATE DATABASE d", "OK"),
+        ("SHOW DATABASES", " database "),
+    ] {
+        stdin.write_all(format!("{stmt}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        let got = rx.recv_timeout(Duration::from_secs(20));
+        assert_eq!(got.as_deref(), Ok(reply), "{stmt}");
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
