@@ -90,6 +90,8 @@ struct Run {
     single: f64,
     /// queries/s and median latency (µs) for point, range, twavg, as-of.
     qps: [f64; 4],
+    /// Point queries/s with `clients` connections, each request-response.
+    concurrent_points: f64,
     p50_us: [f64; 4],
 }
 
@@ -307,8 +309,23 @@ fn parallel<C: Send>(
     Ok(rows.len() as f64 / secs)
 }
 
+/// Point queries from `clients` threads at once, each with its own connection and one
+/// query in flight; queries/s.
+fn concurrent_points<C: Send>(
+    times: &[i64],
+    clients: usize,
+    connect: impl Fn() -> Result<C, String> + Sync,
+    query: impl Fn(&mut C, i64) -> Result<Option<f64>, String> + Sync,
+) -> Result<f64, String> {
+    let rows: Vec<(i64, i64, f64)> = times.iter().map(|&t| (t, 0, 0.0)).collect();
+    parallel(&rows, clients, connect, |c, _, (t, _, _)| {
+        query(c, t).map(|_| ())
+    })
+}
+
 struct TauSetup {
     _server: tau::Server,
+    addr: String,
     sys: TauSys,
     /// (layer id, written_at) of every layer of x, oldest first.
     layers: Vec<(u64, i64)>,
@@ -365,6 +382,7 @@ fn run_tau(
         |c, _, (s, e, v)| c.ok(&format!("APPEND LENS y {s} {e} {v:?}")),
     )?;
     Ok(TauSetup {
+        addr: server.addr.clone(),
         _server: server,
         sys: TauSys { c },
         layers,
@@ -534,6 +552,10 @@ fn lite_load(
     tx.commit().map_err(e)
 }
 
+fn lite_path(a: &Args, rep: usize) -> PathBuf {
+    a.work.join(format!("sqlite-{rep}.db"))
+}
+
 fn run_lite(
     a: &Args,
     rep: usize,
@@ -542,7 +564,7 @@ fn run_lite(
     layers: &[(u64, i64)],
     run: &mut Run,
 ) -> Result<LiteSys, String> {
-    let path = a.work.join(format!("sqlite-{rep}.db"));
+    let path = lite_path(a, rep);
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
@@ -605,6 +627,11 @@ fn report(p: &Params, runs: &[[Run; 3]]) -> String {
             "higher",
         ));
     }
+    rows.push((
+        format!("point queries, {} clients at once (queries/s)", p.clients),
+        [0, 1, 2].map(|s| med(&|r| r.concurrent_points, s)),
+        "higher",
+    ));
     for (k, name) in KINDS.iter().enumerate() {
         rows.push((
             format!("{name}, median latency (µs)"),
@@ -688,6 +715,33 @@ fn real_main(a: &Args) -> Result<(), String> {
         let mut lite = run_lite(a, rep, &base, &corr, &t.layers, &mut r[2])?;
         let q = workload::queries(&a.p, rep);
         let tau_answers = query_all(&mut t.sys, &q, as_of, a.p.sample, &mut r[0])?;
+        let many: Vec<i64> = (0..a.p.queries * 8)
+            .map(|i| q.points[i % q.points.len()])
+            .collect();
+        let addr = t.addr.clone();
+        r[0].concurrent_points = concurrent_points(
+            &many,
+            a.p.clients,
+            || {
+                let mut c = tau::Client::connect(&addr)?;
+                c.ok("USE DATABASE b")?;
+                Ok(TauSys { c })
+            },
+            |c, t| c.point(t, None),
+        )?;
+        r[1].concurrent_points = concurrent_points(
+            &many,
+            a.p.clients,
+            || cluster.connect().map(|c| PgSys { c }),
+            |c, t| c.point(t, None),
+        )?;
+        let lite_path = lite_path(a, rep);
+        r[2].concurrent_points = concurrent_points(
+            &many,
+            a.p.clients,
+            || sql::lite_open(&lite_path).map(|c| LiteSys { c }),
+            |c, t| c.point(t, None),
+        )?;
         for (k, sys) in [&mut pg as &mut dyn System, &mut lite]
             .into_iter()
             .enumerate()
