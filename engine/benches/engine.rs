@@ -182,7 +182,11 @@ fn compaction(c: &mut Criterion) {
 fn append(c: &mut Criterion) {
     let mut g = c.benchmark_group("append");
     let boot = |fx: &mut Vec<tau_engine::Effect>| {
-        let mut e = Engine::new(Config::default());
+        // 100,000 intervals make a line of about 2 MiB: above the 1 MiB default.
+        let mut e = Engine::new(Config {
+            max_line_bytes: 8 << 20,
+            ..Config::default()
+        });
         e.step(0, Event::Open(1), fx);
         let ddl = b"CREATE DATABASE db\nUSE DATABASE db\nCREATE LENS x float\n".to_vec();
         e.step(0, Event::Bytes(1, ddl), fx);
