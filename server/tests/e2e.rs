@@ -7,43 +7,22 @@ use common::{http_get, start, start_durable, Conn};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
+/// SPEC's worked examples, `statement<TAB>reply` (spec/worked_examples.tsv).
+fn worked_examples() -> Vec<(&'static str, &'static str)> {
+    include_str!("../../spec/worked_examples.tsv")
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.split_once('\t').expect("statement<TAB>reply"))
+        .collect()
+}
+
 /// SPEC's worked example, every line, on a fresh durable server.
 #[test]
 fn spec_example_over_tcp() {
     let (server, _dir) = start_durable("e2e", &[]);
     let mut c = Conn::new(&server.addr);
-    let script = [
-        ("CREATE DATABASE sensors", "OK"),
-        ("USE DATABASE sensors", "OK"),
-        ("CREATE LENS temp float", "OK"),
-        ("APPEND LENS temp 0 3600 18.5, 3600 7200 21.0", "OK"),
-        ("AT LENS temp 1800", "VAL f18.5"),
-        (
-            "RANGE LENS temp 0 7200",
-            "RANGE 2; 0:3600:f18.5; 3600:7200:f21",
-        ),
-        ("APPEND LENS temp 0 3600 20", "OK"),
-        ("AT LENS temp 1800", "VAL f20"),
-        ("AT LENS temp 1800 LAYER 1", "VAL f18.5"),
-        ("REDUCE LENS temp 0 7200 USING twavg", "VAL f20.5"),
-        ("DERIVE LENS temp_f AS temp * 9.0 / 5.0 + 32.0", "OK"),
-        ("AT LENS temp_f 1800", "VAL f68"),
-        ("CREATE LENS x int", "OK"),
-        ("APPEND LENS x 0 100 1", "OK"),
-        ("APPEND LENS x 40 60 2", "OK"),
-        (
-            "RANGE LENS x 0 100",
-            "RANGE 3; 0:40:i1; 40:60:i2; 60:100:i1",
-        ),
-        ("REDUCE LENS x 0 100 USING count", "VAL i3"),
-        ("REDUCE LENS x 0 100 USING integral", "VAL i120"),
-        ("APPEND LENS x 10 5 1", "ERR invalid range (start >= end)"),
-        (
-            "APPEND LENS x 0 10 1.5",
-            "ERR type mismatch on x: expected int, got float",
-        ),
-        ("QUIT", "OK BYE"),
-    ];
+    let mut script = worked_examples();
+    script.push(("QUIT", "OK BYE"));
     for (stmt, want) in script {
         // CRLF line endings are accepted too.
         c.send(&format!("{stmt}\r\n"));
