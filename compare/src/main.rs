@@ -189,53 +189,56 @@ fn cross_check(
     other: &Answers,
     q: &workload::Queries,
 ) -> Result<(), String> {
-    let fail = |what: &str, i: usize, a: String, b: String| {
-        Err(format!(
-            "{name} disagrees with Tau on {what} #{i}: tau {a}, {name} {b}"
-        ))
-    };
-    for (i, (a, b)) in tau.points.iter().zip(&other.points).enumerate() {
-        if a != b {
-            return fail(
-                &format!("point t={}", q.points[i]),
-                i,
-                format!("{a:?}"),
-                format!("{b:?}"),
-            );
+    /// The first sampled answer of one kind where `other` differs from Tau's.
+    fn first_diff<T: std::fmt::Debug, Q: std::fmt::Debug>(
+        name: &str,
+        kind: &str,
+        queries: &[Q],
+        tau: &[T],
+        other: &[T],
+        same: impl Fn(&T, &T) -> bool,
+    ) -> Result<(), String> {
+        match tau.iter().zip(other).position(|(a, b)| !same(a, b)) {
+            None => Ok(()),
+            Some(i) => Err(format!(
+                "{name} disagrees with Tau on {kind} {:?} #{i}: tau {:?}, {name} {:?}",
+                queries[i], tau[i], other[i]
+            )),
         }
     }
-    for (i, (a, b)) in tau.ranges.iter().zip(&other.ranges).enumerate() {
-        if a != b {
-            return fail(
-                &format!("range {:?}", q.ranges[i]),
-                i,
-                format!("{a:?}"),
-                format!("{b:?}"),
-            );
-        }
-    }
-    for (i, (a, b)) in tau.twavgs.iter().zip(&other.twavgs).enumerate() {
-        if !close(*a, *b) {
-            return fail(
-                &format!("twavg {:?}", q.twavgs[i]),
-                i,
-                format!("{a:?}"),
-                format!("{b:?}"),
-            );
-        }
-    }
-    for (i, (a, b)) in tau.as_of.iter().zip(&other.as_of).enumerate() {
-        if a != b {
-            return fail(
-                &format!("as-of t={}", q.as_of[i]),
-                i,
-                format!("{a:?}"),
-                format!("{b:?}"),
-            );
-        }
-    }
-    let n = tau.points.len().min(other.points.len());
-    if n == 0 {
+    first_diff(
+        name,
+        "point t=",
+        &q.points,
+        &tau.points,
+        &other.points,
+        |a, b| a == b,
+    )?;
+    first_diff(
+        name,
+        "range",
+        &q.ranges,
+        &tau.ranges,
+        &other.ranges,
+        |a, b| a == b,
+    )?;
+    first_diff(
+        name,
+        "twavg",
+        &q.twavgs,
+        &tau.twavgs,
+        &other.twavgs,
+        |a, b| close(*a, *b),
+    )?;
+    first_diff(
+        name,
+        "as-of t=",
+        &q.as_of,
+        &tau.as_of,
+        &other.as_of,
+        |a, b| a == b,
+    )?;
+    if tau.points.is_empty() || other.points.is_empty() {
         return Err("no answers were sampled".into());
     }
     Ok(())

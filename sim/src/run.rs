@@ -656,7 +656,8 @@ impl World<'_> {
                 .map(|o| o.execute(id, self.now, l.as_bytes()))
                 .collect();
             let mut close = r.close;
-            let e = self.stats.kinds.entry(kind_of(l)).or_default();
+            let kind = kind_of(l);
+            let e = self.stats.kinds.entry(kind.clone()).or_default();
             if r.line.starts_with("ERR") {
                 e.1 += 1;
                 let shape = r.line.split(':').next().unwrap_or("").to_string();
@@ -664,18 +665,18 @@ impl World<'_> {
             } else {
                 e.0 += 1;
             }
-            let dbg_reply = self.reply(id, &mut got, k, true);
+            let engine_reply = self.reply(id, &mut got, k, true);
             if debug_on() {
                 eprintln!(
                     "step {} {l:?} oracle {:?} engine {:?} alts {}",
                     self.step,
                     r.line,
-                    dbg_reply,
+                    engine_reply,
                     self.alts.len()
                 );
             }
             let mut acked = false;
-            match dbg_reply {
+            match engine_reply {
                 None if self.crashed.is_some() => {
                     // Submitted, never answered: it may or may not have been recovered.
                     let kept = before.clone();
@@ -750,7 +751,7 @@ impl World<'_> {
                     "REVOKE",
                 ]
                 .iter()
-                .any(|w| kind_of(l).starts_with(w));
+                .any(|w| kind.starts_with(w));
             if self.rot_on && write {
                 self.remember();
             }
