@@ -98,6 +98,7 @@ class AsyncClient:
         self._buf = bytearray()
         self._scan = 0
         self._timeout = timeout
+        self._plain_first = writer.get_extra_info("sslcontext") is None
         self._lock = asyncio.Lock()
         self.host = host
         self.port = port
@@ -189,6 +190,14 @@ class AsyncClient:
             raise self._lost(f"receiving failed ({e})", e) from e
         if not chunk:
             raise self._lost("the server closed the connection before replying")
+        if self._plain_first:
+            self._plain_first = False
+            if chunk[0] in (0x15, 0x16):  # a TLS alert or handshake record
+                self._abort()
+                raise TauConnectionError(
+                    f"{self.host}:{self.port} answered with TLS: connect with tls=True and "
+                    "ca_file (or tls_insecure)"
+                )
         self._buf += chunk
 
     def _has_line(self) -> bool:

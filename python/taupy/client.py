@@ -124,6 +124,7 @@ class Client:
         self._buf = bytearray()
         self._scan = 0
         self._eof = False
+        self._plain_first = not isinstance(sock, ssl.SSLSocket)
         self._timeout = timeout
         self.host = host
         self.port = port
@@ -217,6 +218,14 @@ class Client:
             raise self._lost(f"receiving failed ({e})", e) from e
         if not chunk:
             raise self._lost("the server closed the connection before replying")
+        if self._plain_first:
+            self._plain_first = False
+            if chunk[0] in (0x15, 0x16):  # a TLS alert or handshake record
+                self.close()
+                raise TauConnectionError(
+                    f"{self.host}:{self.port} answered with TLS: connect with tls=True and "
+                    "ca_file (or tls_insecure)"
+                )
         self._buf += chunk
 
     def _has_line(self) -> bool:
@@ -232,6 +241,7 @@ class Client:
             if not chunk:
                 self._eof = True
                 return
+            self._plain_first = False
             self._buf += chunk
 
     def _send_pumping(self, data: bytes) -> None:

@@ -1,0 +1,177 @@
+"""Benchmarks of the Python client (BENCHMARKS.md, "Python client").
+
+    python python/bench/bench.py [--server target/release/tau-server] [--rows 1000000]
+                                 [--at-secs 5] [--reps 3] [--host H --port P]
+
+Without --host it starts the release server on a loopback port with a fresh durable data
+directory (fsync before every OK, the defaults otherwise), like server/bench-wire.sh.
+Three figures, each the median of --reps repetitions (every repetition also printed):
+
+* batch_append: N float rows from NumPy arrays (starts, ends int64; values float64 drawn
+  from a normal distribution, i.e. 17-significant-digit floats, the costliest to format),
+  timed from the call to the last acknowledgement, into a fresh lens each time. Also with
+  values rounded to 2 decimals (typical sensor data).
+* at: the workload of `tau-load at --conns 1 --depth 1`: a lens of 100,000 intervals of
+  length 10 loaded in 10 BATCH APPENDs, point queries at pseudo-random times, one
+  request/response at a time for --at-secs seconds; statements/s and the mean round trip.
+* range_df: RANGE over the N-piece lens written above, straight into a pandas DataFrame
+  (start, end int64; value float64), timed from the call to the finished frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Callable, List, Optional, Tuple
+
+import numpy as np
+
+import taupy
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def start_server(binary: str) -> Tuple[subprocess.Popen[bytes], str, int, str]:
+    d = tempfile.mkdtemp(prefix="taupy-bench-")
+    proc = subprocess.Popen(
+        [binary, "--bind", "127.0.0.1:0", "--data-dir", os.path.join(d, "data"), "--log-level", "warn"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    for raw in proc.stderr:
+        line = raw.decode()
+        if "serving on " in line:
+            host, _, port = line.split("serving on ")[1].split()[0].rpartition(":")
+            return proc, host, int(port), d
+    raise SystemExit("tau-server did not start")
+
+
+def median_of(reps: int, fn: Callable[[int], float], label: str) -> float:
+    runs = [fn(i) for i in range(reps)]
+    print(f"  {label}: runs {', '.join(f'{r:,.0f}' for r in runs)}", flush=True)
+    return statistics.median(runs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--server", default=str(ROOT / "target" / "release" / "tau-server"))
+    ap.add_argument("--host")
+    ap.add_argument("--port", type=int, default=7070)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--at-secs", type=float, default=5.0)
+    ap.add_argument("--reps", type=int, default=3)
+    a = ap.parse_args()
+
+    proc: Optional[subprocess.Popen[bytes]] = None
+    tmp: Optional[str] = None
+    if a.host is None:
+        proc, host, port, tmp = start_server(a.server)
+    else:
+        host, port = a.host, a.port
+    try:
+        run(host, port, a.rows, a.at_secs, a.reps)
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait()
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(host: str, port: int, n: int, at_secs: float, reps: int) -> None:
+    print(f"Python {sys.version.split()[0]}, numpy {np.__version__}, taupy {taupy.__version__}, {n:,} rows")
+    c = taupy.connect(host, port)
+    db = f"pybench_{os.getpid()}"
+    c.create_database(db)
+    c.use(db)
+    rng = np.random.default_rng(42)
+    starts = np.arange(n, dtype=np.int64) * 10
+    ends = starts + 10
+    values = rng.normal(20.0, 5.0, n)
+    rounded = np.round(values, 2)
+    lens_counter = [0]
+
+    def batch(vals: Any) -> Callable[[int], float]:
+        def one(_: int) -> float:
+            lens_counter[0] += 1
+            name = f"b{lens_counter[0]}"
+            c.create_lens(name, float)
+            t = time.perf_counter()
+            written = c.batch_append(name, starts, ends, vals)
+            dt = time.perf_counter() - t
+            assert written == n
+            return n / dt
+
+        return one
+
+    print("batch_append (rows/s, end to end from NumPy arrays):")
+    full = median_of(reps, batch(values), "float64 normal(20, 5)")
+    two = median_of(reps, batch(rounded), "same values rounded to 2 decimals")
+    big = f"b{lens_counter[0] - reps}"  # a lens with the full-precision values
+
+    # AT: the tau-load workload
+    c.create_lens("atlens", int)
+    per = 10_000
+    for k in range(10):
+        s = np.arange(k * per, (k + 1) * per, dtype=np.int64) * 10
+        c.batch_append("atlens", s, s + 10, np.arange(k * per, (k + 1) * per, dtype=np.int64))
+
+    def at_run(_: int) -> float:
+        x = 0x9E3779B97F4A7C15
+        count = 0
+        t0 = time.perf_counter()
+        deadline = t0 + at_secs
+        at = c.at
+        while True:
+            for _ in range(200):
+                x = (x * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF
+                at("atlens", (x >> 33) % 1_000_000)
+            count += 200
+            if time.perf_counter() >= deadline:
+                break
+        return count / (time.perf_counter() - t0)
+
+    print(f"at (statements/s, 1 connection, request/response, {at_secs:g} s per run):")
+    at_rate = median_of(reps, at_run, "AT")
+
+    def range_run(_: int) -> float:
+        t = time.perf_counter()
+        df = c.range_df(big, 0, n * 10)
+        dt = time.perf_counter() - t
+        assert len(df) == n and str(df["value"].dtype) == "float64"
+        return n / dt
+
+    print("range_df (rows/s, RANGE of the whole lens into a DataFrame):")
+    rng_rate = median_of(reps, range_run, f"{n:,} pieces")
+
+    def range_list_run(_: int) -> float:
+        t = time.perf_counter()
+        pieces = c.range(big, 0, n * 10)
+        dt = time.perf_counter() - t
+        assert len(pieces) == n
+        return n / dt
+
+    list_rate = median_of(reps, range_list_run, "the same into a list of Piece tuples")
+    c.drop_database(db)
+    c.close()
+    print()
+    print("| measurement | median |")
+    print("| --- | --- |")
+    print(f"| batch_append, {n:,} float64 rows (full precision) from NumPy, rows/s | {full:,.0f} |")
+    print(f"| the same, values rounded to 2 decimals, rows/s | {two:,.0f} |")
+    print(f"| at, 1 connection, request/response, statements/s | {at_rate:,.0f} ({1e6 / at_rate:.1f} µs per round trip) |")
+    print(f"| range_df, {n:,} pieces into a DataFrame, rows/s | {rng_rate:,.0f} |")
+    print(f"| range, {n:,} pieces into a list, rows/s | {list_rate:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()
