@@ -1,9 +1,10 @@
 """NumPy / pandas conversion of RANGE results (needs the ``numpy`` / ``pandas`` extras).
 
 Column types: ``start`` and ``end`` are ``int64``; ``value`` is ``float64``, ``int64``,
-``bool``, or ``object`` (``str`` / ``bytes``). Where a stored null occurs, the value column
-uses the pandas nullable dtype instead (``Float64``, ``Int64``, ``boolean``) with ``<NA>``,
-or ``None`` in an ``object`` column. An empty result has an ``object`` value column.
+``bool``, ``string`` (pandas ``StringDtype``, for str) or ``object`` (``bytes``). Where a
+stored null occurs, a numeric or bool value column uses the pandas nullable dtype instead
+(``Float64``, ``Int64``, ``boolean``); nulls are ``<NA>`` (``None`` in an ``object``
+column). An empty result has an ``object`` value column.
 """
 
 from __future__ import annotations
@@ -54,10 +55,13 @@ def value_array(values: List[Any], kind: str, nullable: bool) -> Any:
         if types == {bool}:
             return np.array(values, dtype=np.bool_)
     cleaned = [None if v is Null else v for v in values]
-    if nullable and has_null and len(types) == 1:
+    if nullable and len(types) == 1:
         pd = _pd()
-        dtype = {float: "Float64", int: "Int64", bool: "boolean"}.get(next(iter(types)))
-        if dtype is not None:
+        t = next(iter(types))
+        if t is str:
+            return pd.array(cleaned, dtype="string")
+        dtype = {float: "Float64", int: "Int64", bool: "boolean"}.get(t)
+        if dtype is not None and has_null:
             return pd.array(cleaned, dtype=dtype)
     arr = np.empty(len(cleaned), dtype=object)
     arr[:] = cleaned

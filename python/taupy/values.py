@@ -40,6 +40,7 @@ __all__ = [
     "time_literal",
     "datetime_to_ms",
     "ms_to_datetime",
+    "rfc3339_to_ms",
     "check_name",
 ]
 
@@ -190,13 +191,38 @@ def ms_literal(t: Any, what: str = "time") -> str:
     raise TypeError(f"{what} must be an int, got {type(t).__name__}")
 
 
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))\Z"
+)
+
+
+def rfc3339_to_ms(s: str) -> int:
+    """Milliseconds since the Unix epoch for an RFC 3339 timestamp such as
+    ``2026-12-06T10:00:00Z`` or ``2026-12-06T10:00:00.250+01:00`` (a zone is required;
+    digits below the millisecond are dropped, rounding toward the past).
+
+    Raises ``ValueError`` for anything else.
+    """
+    m = _RFC3339.match(s.strip())
+    if not m:
+        raise ValueError(f"not an RFC 3339 timestamp with a zone: {s!r}")
+    y, mo, d, h, mi, sec, frac, z, sign, oh, om = m.groups()
+    tz = _dt.timezone.utc
+    if z is None:
+        off = _dt.timedelta(hours=int(oh), minutes=int(om))
+        tz = _dt.timezone(-off if sign == "-" else off)
+    when = _dt.datetime(int(y), int(mo), int(d), int(h), int(mi), int(sec), tzinfo=tz)
+    ms = int(((frac or "") + "000")[:3])
+    return datetime_to_ms(when) + ms
+
+
 def time_literal(t: Any) -> str:
-    """A literal for ``AS OF``: int ms, an aware ``datetime`` (sent as exact ms) or an
-    RFC 3339 string (sent as a string literal, parsed by the server)."""
+    """A literal for ``AS OF``: int ms, an aware ``datetime`` or an RFC 3339 string (both
+    converted to exact ms on the client, so any server version understands them)."""
     if isinstance(t, _dt.datetime):
         return str(datetime_to_ms(t))
     if isinstance(t, str):
-        return string_literal(t)
+        return str(rfc3339_to_ms(t))
     return ms_literal(t, "as_of")
 
 

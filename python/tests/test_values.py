@@ -99,7 +99,13 @@ def test_time_literals() -> None:
     assert datetime_to_ms(t) == 1796551200250
     assert ms_to_datetime(1796551200250) == t
     assert time_literal(t) == "1796551200250"
-    assert time_literal("2026-12-06T10:00:00Z") == '"2026-12-06T10:00:00Z"'
+    assert time_literal("2026-12-06T10:00:00Z") == "1796551200000"
+    assert time_literal("2026-12-06T10:00:00.250+01:00") == str(1796551200250 - 3_600_000)
+    assert time_literal("2026-12-06t09:30:00.2509-00:30") == str(1796551200250)
+    assert time_literal("1970-01-01T00:00:00.0001Z") == "0"
+    for bad in ("2026-12-06T10:00:00", "yesterday", "2026-12-06", "2026-13-01T00:00:00Z"):
+        with pytest.raises(ValueError):
+            time_literal(bad)
     assert time_literal(5) == "5"
     with pytest.raises(ValueError):
         time_literal(dt.datetime(2026, 1, 1))
@@ -119,7 +125,7 @@ def test_names_are_checked() -> None:
 
 def test_statement_builders() -> None:
     assert P.range_("t", 0, 10, "2026-01-01T00:00:00Z", None, "t > 1", 5, 2) == (
-        'RANGE LENS t 0 10 AS OF "2026-01-01T00:00:00Z" WHERE t > 1 LIMIT 5 OFFSET 2'
+        "RANGE LENS t 0 10 AS OF 1767225600000 WHERE t > 1 LIMIT 5 OFFSET 2"
     )
     assert P.reduce("t", 0, 10, "TWAVG", None, None) == "REDUCE LENS t 0 10 USING twavg"
     with pytest.raises(ValueError):
