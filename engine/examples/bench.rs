@@ -292,7 +292,7 @@ fn single_appends() -> (f64, f64) {
 fn realistic_wal(key: Option<&tau_engine::wal::WalKey>) -> (Vec<u8>, usize) {
     use tau_engine::codec::{encode, CommitUnit};
     use tau_engine::wal::{encode_record, header};
-    let mut file = header(key.is_some()).to_vec();
+    let mut file = header(key.is_some(), 1).to_vec();
     let setup = CommitUnit {
         written_at: 0,
         ops: vec![
@@ -304,7 +304,7 @@ fn realistic_wal(key: Option<&tau_engine::wal::WalKey>) -> (Vec<u8>, usize) {
             },
         ],
     };
-    file.extend(encode_record(&encode(&setup), key, [0; 12]));
+    file.extend(encode_record(&encode(&setup), key, [0; 12], 1));
     let (batches, per) = (200, 10_000);
     let mut seed = 7u64;
     let mut temp = 200i64; // tenths of a degree
@@ -327,7 +327,7 @@ fn realistic_wal(key: Option<&tau_engine::wal::WalKey>) -> (Vec<u8>, usize) {
         };
         let mut nonce = [0u8; 12];
         nonce[..8].copy_from_slice(&(b as u64 + 1).to_le_bytes());
-        file.extend(encode_record(&encode(&unit), key, nonce));
+        file.extend(encode_record(&encode(&unit), key, nonce, b as u64 + 2));
     }
     (file, batches * per)
 }

@@ -3,15 +3,18 @@
 //!
 //! ```text
 //! <dir>/manifest        which layer files hold the state, up to which WAL generation
-//! <dir>/layer-<n>.tl    one immutable file per committed layer, written once
+//! <dir>/layer-<n>.tl    one immutable pack per checkpoint: every layer and compacted run
+//!                       not yet in a file, one record each, written once
 //! <dir>/wal-<gen>.log   the log of every commit since that checkpoint
 //! ```
 //!
 //! A checkpoint starts once the WAL passes `checkpoint_bytes`. Statements pause and the
 //! commits in flight drain, then these storage ops are issued in order:
-//! 1. a file for every layer not yet in one (zstd, optionally AES-256-GCM, CRC-framed
-//!    like a WAL record; each file is written to a temporary name, fsynced, renamed,
-//!    and its directory fsynced);
+//! 1. one pack file holding every layer and compacted run not yet in a file (framed like a
+//!    WAL: one zstd, optionally AES-256-GCM, CRC-framed record per layer or run; written
+//!    to a temporary name, fsynced, renamed, and its directory fsynced). One file per
+//!    checkpoint, not one per layer: a million single-row commits made a million files
+//!    in Tau 0.1, and writing a thousand of them froze ingest for seconds;
 //! 2. an empty `wal-<gen+1>.log`;
 //! 3. the new manifest, replaced atomically the same way.
 //!
@@ -26,7 +29,8 @@ use crate::codec::{
 };
 use crate::durable::{Phase, StorageOp, StorageOut, StorageWait};
 use crate::engine::{Effect, Engine, Waiting};
-use crate::layer::{Compacted, Layer, Run};
+use crate::layer::{Compacted, Layer, Run, Segs};
+use crate::value::Type;
 use crate::wal;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -47,10 +51,121 @@ pub(crate) fn manifest_path(dir: &str) -> String {
 pub(crate) struct Loading {
     manifest: Manifest,
     remaining: usize,
-    layers: BTreeMap<u64, (u64, crate::codec::CommitUnit)>,
-    /// Files that hold compacted runs rather than layers.
-    run_files: BTreeSet<u64>,
-    runs: BTreeMap<u64, Compacted>,
+    /// Layers by (file, database, lens, layer id): (written_at, type, intervals). Keyed by
+    /// file too: a pack may still hold a dropped lens's layers, and a database created
+    /// again reuses names and ids.
+    layers: BTreeMap<LayerKey, Option<(i64, Type, Segs)>>,
+    /// Compacted runs by (file, database, lens, history lo, hi).
+    runs: BTreeMap<RunKey, Option<Compacted>>,
+    /// Format-1 files (Tau 0.1: one layer or one run each) that hold a run, and whose.
+    legacy_runs: BTreeMap<u64, (String, String)>,
+}
+
+type LayerKey = (u64, String, String, u64);
+type RunKey = (u64, String, String, usize, usize);
+
+/// A pack record's first byte: what follows.
+const PACK_LAYER: u8 = b'L';
+const PACK_RUN: u8 = b'R';
+
+/// A pack record holding a compacted run: `R`, its lens, the run.
+fn pack_run(db: &str, lens: &str, c: &Compacted) -> Vec<u8> {
+    let body = encode_compacted(c);
+    let mut out = Vec::with_capacity(9 + db.len() + lens.len() + body.len());
+    out.push(PACK_RUN);
+    for name in [db, lens] {
+        out.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        out.extend_from_slice(name.as_bytes());
+    }
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The lens name at the start of `b`, and the rest.
+fn take_name(b: &[u8]) -> Result<(String, &[u8]), String> {
+    let (len, rest) = b.split_at_checked(4).ok_or("pack record too short")?;
+    let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+    let (name, rest) = rest.split_at_checked(len).ok_or("pack record too short")?;
+    let name = String::from_utf8(name.to_vec()).map_err(|_| "pack record: bad name")?;
+    Ok((name, rest))
+}
+
+impl Loading {
+    /// A decoded layer-file payload (`layer` is `encode_layer`'s output). Records the
+    /// manifest does not name (a dropped lens's layers) are skipped.
+    fn add_layer(&mut self, file: u64, layer: &[u8]) -> Result<(), String> {
+        let (id, unit) = decode_layer(layer)?;
+        let written_at = unit.written_at;
+        let Ok([Op::Append { db, lens, ty, segs }]) = <[Op; 1]>::try_from(unit.ops) else {
+            return Err("a layer record does not hold one layer".into());
+        };
+        let Some(slot) = self.layers.get_mut(&(file, db, lens, id)) else {
+            return Ok(());
+        };
+        if slot.is_some() {
+            return Err(format!("layer {id} stored twice"));
+        }
+        *slot = Some((
+            written_at,
+            ty,
+            Arc::try_unwrap(segs).unwrap_or_else(|a| (*a).clone()),
+        ));
+        Ok(())
+    }
+
+    /// A decoded compacted run; runs the manifest does not name (superseded) are skipped.
+    fn add_run(&mut self, file: u64, db: String, lens: String, c: Compacted) -> Result<(), String> {
+        let Some(slot) = self.runs.get_mut(&(file, db, lens, c.lo, c.hi)) else {
+            return Ok(());
+        };
+        if slot.is_some() {
+            return Err("a compacted run stored twice".into());
+        }
+        *slot = Some(c);
+        Ok(())
+    }
+
+    /// Every record of one layer file.
+    fn add_file(
+        &mut self,
+        file: u64,
+        bytes: &[u8],
+        key: Option<&wal::WalKey>,
+    ) -> Result<(), String> {
+        let mut r = wal::Reader::open(bytes, key).map_err(|e| e.to_string())?;
+        let legacy = r.version() == wal::VERSION_1;
+        let mut n = 0;
+        while let Some(rec) = r.next_record().map_err(|e| e.to_string())? {
+            n += 1;
+            let p = rec.plain.as_slice();
+            if legacy {
+                if n > 1 {
+                    return Err("a format-1 layer file holds more than one record".into());
+                }
+                match self.legacy_runs.get(&file).cloned() {
+                    Some((db, lens)) => self.add_run(file, db, lens, decode_compacted(p)?)?,
+                    None => self.add_layer(file, p)?,
+                }
+                continue;
+            }
+            match p.split_first() {
+                Some((&PACK_LAYER, layer)) => self.add_layer(file, layer)?,
+                Some((&PACK_RUN, rest)) => {
+                    let (db, rest) = take_name(rest)?;
+                    let (lens, rest) = take_name(rest)?;
+                    self.add_run(file, db, lens, decode_compacted(rest)?)?;
+                }
+                _ => return Err("unknown pack record".into()),
+            }
+        }
+        if r.tail() != Some(&wal::Tail::Clean) || n == 0 {
+            return Err(format!(
+                "damaged or incomplete file ({} bytes)",
+                bytes.len()
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The one record of a manifest or layer file, checked like a WAL.
@@ -71,8 +186,10 @@ fn single_record_file(
     z: &mut wal::Compressor,
     nonce: [u8; 12],
 ) -> Vec<u8> {
-    let mut bytes = wal::header(key.is_some()).to_vec();
-    bytes.extend(wal::encode_record_with(z, payload, key, nonce));
+    let mut bytes = wal::header(key.is_some(), 1).to_vec();
+    let record = wal::encode_record_with(z, payload, key, nonce, wal::VERSION, 1)
+        .expect("a checkpoint file holds at most what the WAL logged");
+    bytes.extend(record);
     bytes
 }
 
@@ -88,9 +205,10 @@ fn base_lens_mut<'a>(st: &'a mut State, db: &str, lens: &str) -> Result<&'a mut 
     }
 }
 
-/// Rebuild the state a manifest and its layer files describe.
-fn build_base(l: &Loading) -> Result<State, String> {
-    let (m, layers) = (&l.manifest, &l.layers);
+/// Rebuild the state a manifest and its layer files describe. Moves the loaded layers
+/// into the state (no copy: peak memory at boot is the state, not twice it).
+fn build_base(l: &mut Loading) -> Result<State, String> {
+    let m = &l.manifest;
     let mut st = State::default();
     st.commit(m.catalog.clone(), m.written_at)
         .map_err(|e| format!("manifest catalog does not apply: {e}"))?;
@@ -104,21 +222,18 @@ fn build_base(l: &Loading) -> Result<State, String> {
     for (db, lens, files) in &m.lenses {
         let b = base_lens_mut(&mut st, db, lens)?;
         for (file, id) in files {
-            let (lid, unit) = layers
-                .get(file)
-                .ok_or_else(|| format!("layer file {file} not loaded"))?;
-            let [Op::Append { segs, ty, .. }] = unit.ops.as_slice() else {
-                return Err(format!("layer file {file} does not hold one layer"));
-            };
-            if lid != id || *ty != b.ty {
-                return Err(format!(
-                    "layer file {file} is not layer {id} of {db}.{lens}"
-                ));
+            let (written_at, ty, segs) = l
+                .layers
+                .remove(&(*file, db.clone(), lens.clone(), *id))
+                .flatten()
+                .ok_or_else(|| format!("layer {id} of {db}.{lens} not in layer file {file}"))?;
+            if ty != b.ty {
+                return Err(format!("layer {id} in file {file} is not of type {}", b.ty));
             }
             b.push(Layer {
                 id: *id,
-                written_at: unit.written_at,
-                segs: (**segs).clone(),
+                written_at,
+                segs,
             });
         }
     }
@@ -127,18 +242,11 @@ fn build_base(l: &Loading) -> Result<State, String> {
         for (file, lo, hi) in runs {
             let c = l
                 .runs
-                .get(file)
-                .ok_or_else(|| format!("run file {file} not loaded"))?;
-            let fits = c.lo as u64 == *lo && c.hi as u64 == *hi && c.hi <= b.history.len();
-            if !fits
-                || !b.install(Arc::new(Compacted {
-                    lo: c.lo,
-                    hi: c.hi,
-                    segs: c.segs.clone(),
-                    src_layer: c.src_layer.clone(),
-                    src_idx: c.src_idx.clone(),
-                }))
-            {
+                .remove(&(*file, db.clone(), lens.clone(), *lo as usize, *hi as usize))
+                .flatten()
+                .ok_or_else(|| format!("run {lo}..{hi} of {db}.{lens} not in file {file}"))?;
+            let fits = c.hi <= b.history.len();
+            if !fits || !b.install(Arc::new(c)) {
                 return Err(format!("run file {file} does not fit {db}.{lens}"));
             }
         }
@@ -168,23 +276,44 @@ impl Engine {
         d.gen = m.gen;
         d.wal = wal_path(&dir, m.gen);
         d.next_file = m.next_file;
-        let run_files: BTreeSet<u64> = m
+        let legacy_runs: BTreeMap<u64, (String, String)> = m
             .runs
             .iter()
-            .flat_map(|(_, _, r)| r.iter().map(|x| x.0))
+            .flat_map(|(db, lens, r)| r.iter().map(move |x| (x.0, (db.clone(), lens.clone()))))
             .collect();
         let mut files: BTreeSet<u64> = m
             .lenses
             .iter()
             .flat_map(|(_, _, f)| f.iter().map(|x| x.0))
             .collect();
-        files.extend(&run_files);
+        files.extend(legacy_runs.keys());
+        // What the manifest names, to be filled in as the files arrive.
+        let layers = m
+            .lenses
+            .iter()
+            .flat_map(|(db, lens, f)| {
+                f.iter()
+                    .map(move |&(file, id)| ((file, db.clone(), lens.clone(), id), None))
+            })
+            .collect();
+        let runs = m
+            .runs
+            .iter()
+            .flat_map(|(db, lens, r)| {
+                r.iter().map(move |&(file, lo, hi)| {
+                    (
+                        (file, db.clone(), lens.clone(), lo as usize, hi as usize),
+                        None,
+                    )
+                })
+            })
+            .collect();
         d.loading = Some(Loading {
             manifest: m,
             remaining: files.len(),
-            layers: BTreeMap::new(),
-            run_files,
-            runs: BTreeMap::new(),
+            layers,
+            runs,
+            legacy_runs,
         });
         if files.is_empty() {
             return self.finish_loading(fx);
@@ -210,22 +339,14 @@ impl Engine {
         }
         let path = layer_path(&d.cfg.dir, file);
         let key = d.cfg.key.clone();
-        let payload = match result {
-            Ok(StorageOut::Bytes(b)) => single_record(&b, &path, key.as_ref()),
+        let l = d.loading.as_mut().expect("loading a manifest");
+        let stored = match result {
+            Ok(StorageOut::Bytes(b)) => l
+                .add_file(file, &b, key.as_ref())
+                .map_err(|e| format!("{path}: {e}")),
             Ok(_) => Err(format!("{path}: missing")),
             Err(e) => Err(format!("cannot read {path}: {e}")),
         };
-        let l = d.loading.as_mut().expect("loading a manifest");
-        let stored = payload.and_then(|p| {
-            if l.run_files.contains(&file) {
-                let c = decode_compacted(&p).map_err(|e| format!("{path}: {e}"))?;
-                l.runs.insert(file, c);
-            } else {
-                let layer = decode_layer(&p).map_err(|e| format!("{path}: {e}"))?;
-                l.layers.insert(file, layer);
-            }
-            Ok(())
-        });
         if let Err(e) = stored {
             return self.fatal(format!("{e}; refusing to start"), fx);
         }
@@ -239,8 +360,8 @@ impl Engine {
     /// Every layer file is in: build the base state, then replay the WAL on top.
     fn finish_loading(&mut self, fx: &mut Vec<Effect>) {
         let d = self.durable.as_mut().expect("durable mode");
-        let l = d.loading.take().expect("loading a manifest");
-        match build_base(&l) {
+        let mut l = d.loading.take().expect("loading a manifest");
+        match build_base(&mut l) {
             Err(e) => {
                 let path = manifest_path(&d.cfg.dir);
                 self.fatal(format!("{path}: {e}; refusing to start"), fx)
@@ -323,7 +444,10 @@ impl Engine {
         };
         let mut referenced = BTreeMap::new();
         let mut referenced_runs = BTreeMap::new();
-        let mut to_write: Vec<(u64, Vec<u8>)> = Vec::new();
+        // Every layer and run not yet in a file goes into one new pack file.
+        let mut to_write: Vec<Vec<u8>> = Vec::new();
+        let pack = m.next_file;
+        m.next_file += 1;
         for (dbname, db) in &snapshot.dbs {
             m.catalog.push(Op::CreateDatabase(dbname.clone()));
             m.next_layer_ids.push((dbname.clone(), db.next_layer_id));
@@ -344,8 +468,6 @@ impl Engine {
                             let f = match d.persisted.get(&(b.uid, layer.id)) {
                                 Some(&f) => f,
                                 None => {
-                                    let f = m.next_file;
-                                    m.next_file += 1;
                                     let unit = encode_append_unit(
                                         layer.written_at,
                                         dbname,
@@ -353,8 +475,10 @@ impl Engine {
                                         b.ty,
                                         &layer.segs,
                                     );
-                                    to_write.push((f, encode_layer(layer.id, &unit)));
-                                    f
+                                    let mut rec = vec![PACK_LAYER];
+                                    rec.extend(encode_layer(layer.id, &unit));
+                                    to_write.push(rec);
+                                    pack
                                 }
                             };
                             referenced.insert((b.uid, layer.id), f);
@@ -369,10 +493,14 @@ impl Engine {
                             let f = match d.persisted_runs.get(&key) {
                                 Some(&f) => f,
                                 None => {
-                                    let f = m.next_file;
-                                    m.next_file += 1;
-                                    to_write.push((f, encode_compacted(c)));
-                                    f
+                                    let rec = pack_run(dbname, lname, c);
+                                    if rec.len() > wal::PLAIN_MAX {
+                                        // Too large for one record: not persisted, so
+                                        // recovery compacts again (runs are derived data).
+                                        continue;
+                                    }
+                                    to_write.push(rec);
+                                    pack
                                 }
                             };
                             referenced_runs.insert(key, f);
@@ -418,25 +546,36 @@ impl Engine {
         }
         let key = d.cfg.key.clone();
         let manifest_payload = encode_manifest(&m);
-        let n_files = to_write.len();
+        let n_records = to_write.len();
         d.checkpoint = Some((m, referenced, referenced_runs));
-        let mut writes = Vec::new();
-        for (f, payload) in to_write {
-            let nonce = self.nonce();
-            let d = self.durable.as_mut().expect("durable mode");
-            writes.push((
-                layer_path(&dir, f),
-                single_record_file(&payload, key.as_ref(), &mut d.zstd, nonce),
-            ));
-        }
-        for (path, bytes) in writes {
+        if n_records > 0 {
+            let mut bytes = wal::header(key.is_some(), 1).to_vec();
+            for (i, payload) in to_write.into_iter().enumerate() {
+                let nonce = self.nonce();
+                let d = self.durable.as_mut().expect("durable mode");
+                let record = wal::encode_record_with(
+                    &mut d.zstd,
+                    &payload,
+                    key.as_ref(),
+                    nonce,
+                    wal::VERSION,
+                    i as u64 + 1,
+                )
+                .expect("a layer or run the WAL could log fits a record");
+                bytes.extend(record);
+            }
             self.storage_op(
                 StorageWait::CheckpointFile,
-                StorageOp::Create { path, bytes },
+                StorageOp::Create {
+                    path: layer_path(&dir, pack),
+                    bytes,
+                },
                 fx,
             );
         }
-        let header = wal::header(key.is_some()).to_vec();
+        // The new log continues the record numbering.
+        let first_seq = self.durable.as_ref().expect("durable mode").wal_seq;
+        let header = wal::header(key.is_some(), first_seq).to_vec();
         self.storage_op(
             StorageWait::CheckpointFile,
             StorageOp::Create {
@@ -457,7 +596,7 @@ impl Engine {
             fx,
         );
         fx.push(Effect::Log(format!(
-            "checkpoint: generation {new_gen}: writing {n_files} new layer files and the manifest"
+            "checkpoint: generation {new_gen}: writing {n_records} layers and runs into one pack file, and the manifest"
         )));
     }
 
@@ -482,6 +621,7 @@ impl Engine {
         d.gen = m.gen;
         d.wal = wal_path(&dir, m.gen);
         d.wal_len = wal::HEADER_LEN as u64;
+        d.wal_version = wal::VERSION;
         d.next_file = m.next_file;
         let keep: BTreeSet<u64> = referenced
             .values()

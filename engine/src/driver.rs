@@ -135,6 +135,11 @@ impl SyncDriver {
         self.run(Event::Eof(c));
     }
 
+    /// The server is stopping: answer complete lines, drop a partial one, close.
+    pub fn drain(&mut self, c: ConnId) {
+        self.run(Event::Drain(c));
+    }
+
     pub fn close(&mut self, c: ConnId) {
         self.run(Event::Closed(c));
     }

@@ -121,6 +121,8 @@ pub(crate) struct Inflight {
     /// Already applied when submitted (the bootstrap admin): skip it when synced.
     applied: bool,
     seq: u64,
+    /// Its record's sequence number in the WAL.
+    wal_seq: u64,
     /// Where its record starts in the WAL.
     offset: u64,
     unit: CommitUnit,
@@ -138,6 +140,11 @@ pub(crate) struct Durable {
     pub(crate) waits: std::collections::BTreeMap<Token, StorageWait>,
     /// Where the next record goes.
     pub(crate) wal_len: u64,
+    /// The format of the current WAL file (a Tau 0.1 log is appended to in its own format
+    /// until the next checkpoint starts a new one).
+    pub(crate) wal_version: u32,
+    /// The sequence number of the next record appended to the WAL.
+    pub(crate) wal_seq: u64,
     next_seq: u64,
     /// The WAL generation (`wal-<gen>.log`); a checkpoint starts the next one.
     pub(crate) gen: u64,
@@ -175,6 +182,8 @@ impl Durable {
             syncing: false,
             waits: Default::default(),
             wal_len: 0,
+            wal_version: wal::VERSION,
+            wal_seq: 1,
             next_seq: 1,
             gen: 0,
             next_file: 1,
@@ -318,13 +327,14 @@ impl Engine {
                 };
                 let (key, repair) = (d.cfg.key.clone(), d.cfg.repair);
                 d.wal_len = wal::HEADER_LEN as u64;
+                d.wal_version = wal::VERSION;
                 let base = d.base.take().unwrap_or_default();
                 if bytes.is_empty() {
                     self.state = base;
                     // A new store: a WAL with just its header, synced with its directory.
                     let op = StorageOp::Create {
                         path: wal,
-                        bytes: wal::header(key.is_some()).to_vec(),
+                        bytes: wal::header(key.is_some(), d.wal_seq).to_vec(),
                     };
                     return self.storage_op(StorageWait::Prepared, op, fx);
                 }
@@ -337,13 +347,16 @@ impl Engine {
                             r.units, r.intervals
                         )));
                         self.state = r.state;
-                        if let Some(d) = &mut self.durable {
-                            d.wal_len = r.valid_len.max(wal::HEADER_LEN) as u64;
-                        }
-                        let op = if r.valid_len < wal::HEADER_LEN {
+                        let fresh = r.valid_len < wal::header_len(r.version);
+                        let d = self.durable.as_mut().expect("durable mode");
+                        // A log whose header was torn is created anew, in today's format.
+                        d.wal_version = if fresh { wal::VERSION } else { r.version };
+                        d.wal_seq = r.next_seq;
+                        d.wal_len = r.valid_len.max(wal::header_len(d.wal_version)) as u64;
+                        let op = if fresh {
                             StorageOp::Create {
                                 path: wal,
-                                bytes: wal::header(key.is_some()).to_vec(),
+                                bytes: wal::header(key.is_some(), r.next_seq).to_vec(),
                             }
                         } else if r.valid_len < bytes.len() {
                             StorageOp::Truncate {
@@ -481,6 +494,8 @@ impl Engine {
         };
         let lost: Vec<Inflight> = d.inflight.drain(pos..).collect();
         let offset = lost[0].offset;
+        // The records cut off are gone: the next record reuses the first one's number.
+        d.wal_seq = lost[0].wal_seq;
         d.relog.extend(
             lost.iter()
                 .filter(|i| i.applied)
@@ -636,11 +651,21 @@ impl Engine {
         let unit = CommitUnit { written_at, ops };
         let nonce = self.nonce();
         let d = self.durable.as_mut().expect("durable mode");
-        let record =
-            wal::encode_record_with(&mut d.zstd, &encode(&unit), d.cfg.key.as_ref(), nonce);
+        // Whatever is logged must replay: a unit too large for a record is refused here,
+        // before anything changes.
+        let record = wal::encode_record_with(
+            &mut d.zstd,
+            &encode(&unit),
+            d.cfg.key.as_ref(),
+            nonce,
+            d.wal_version,
+            d.wal_seq,
+        )
+        .map_err(|e| format!("storage error: {e}"))?;
         let path = d.wal.clone();
-        let (seq, offset) = (d.next_seq, d.wal_len);
+        let (seq, wal_seq, offset) = (d.next_seq, d.wal_seq, d.wal_len);
         d.next_seq += 1;
+        d.wal_seq += 1;
         d.wal_len += record.len() as u64;
         self.storage_op(
             StorageWait::Append { seq },
@@ -655,6 +680,7 @@ impl Engine {
         d.inflight.push_back(Inflight {
             applied,
             seq,
+            wal_seq,
             offset,
             unit,
             waiter,

@@ -78,8 +78,8 @@ pub enum Event {
     /// The connection is gone (reset, or the client vanished): drop it now, rolling back
     /// an open transaction.
     Closed(ConnId),
-    /// The client finished sending (half-close): answer everything it sent, a final line
-    /// without `\n` included, then close.
+    /// The client finished sending (half-close): answer every complete line it sent, then
+    /// close. A final line without its `\n` is dropped (SPEC v0.2: it may be cut short).
     Eof(ConnId),
     /// The server is stopping: answer every complete line already received, drop a
     /// partial one (it may be cut short), then close. Takes no more input.
@@ -296,14 +296,19 @@ impl Engine {
             Event::Bytes(id, data) => self.on_bytes(id, &data, fx),
             Event::Closed(id) => {
                 // A disconnect rolls back: the buffered transaction is simply dropped.
-                self.conns.remove(&id);
+                if let Some(c) = self.conns.remove(&id) {
+                    self.stats.partial_lines_discarded +=
+                        u64::from(!c.eof && !c.too_long && !c.buf.is_empty());
+                }
             }
             Event::Eof(id) => {
+                // SPEC v0.2: a statement runs only once its `\n` has arrived. Bytes after
+                // the last `\n` may be a statement cut short by a killed client
+                // (`APPEND ... 123` cut to `... 12`), so they are dropped, never run.
                 if let Some(c) = self.conns.get_mut(&id) {
-                    if !c.eof && !c.too_long && !c.buf.is_empty() {
-                        let line = std::mem::take(&mut c.buf);
-                        c.queued_bytes += line.len();
-                        c.queue.push_back(line);
+                    if !c.eof && !c.too_long {
+                        self.stats.partial_lines_discarded += u64::from(!c.buf.is_empty());
+                        c.buf.clear();
                     }
                     c.eof = true;
                 }
@@ -317,6 +322,8 @@ impl Engine {
             }
             Event::Drain(id) => {
                 if let Some(c) = self.conns.get_mut(&id) {
+                    self.stats.partial_lines_discarded +=
+                        u64::from(!c.eof && !c.too_long && !c.buf.is_empty());
                     c.buf.clear();
                     c.eof = true;
                 }

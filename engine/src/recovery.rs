@@ -11,7 +11,7 @@
 
 use crate::catalog::State;
 use crate::codec::decode;
-use crate::wal::{scan, Tail, WalKey};
+use crate::wal::{Reader, Tail, WalKey};
 
 #[derive(Debug)]
 pub struct Recovered {
@@ -23,6 +23,10 @@ pub struct Recovered {
     /// Truncate the file to this length before appending again (a torn tail or, with
     /// repair, the damage), if it is shorter than the file.
     pub valid_len: usize,
+    /// The log's format version: new records are appended in it.
+    pub version: u32,
+    /// The sequence number of the next record appended to this log.
+    pub next_seq: u64,
     /// What recovery did, for the log.
     pub messages: Vec<String>,
 }
@@ -38,6 +42,10 @@ pub fn recover(
 }
 
 /// Replay `file` on top of `base` (the state a checkpoint's layer files rebuilt).
+///
+/// Streams: each record is decoded and applied before the next is read, so peak memory is
+/// the state plus the file plus one decoded record, however many records the log holds.
+/// Damage found part-way stops recovery (or, with `repair`, ends the replay there).
 pub fn recover_onto(
     base: State,
     file: &[u8],
@@ -45,31 +53,36 @@ pub fn recover_onto(
     key: Option<&WalKey>,
     repair: bool,
 ) -> Result<Recovered, String> {
-    let (scanned, mut messages) = match scan(file, key) {
-        Ok(s) => (s, Vec::new()),
-        Err(e) if repair && e.offset >= crate::wal::HEADER_LEN => {
-            // Keep the intact prefix before the damage; everything from it is discarded.
-            let s = scan(&file[..e.offset], key).map_err(|e2| format!("{path}: {e2}"))?;
-            let msg = format!(
-                "repair: {path}: {e}; discarding {} bytes from offset {} (every record from there on is lost)",
-                file.len() - e.offset,
-                e.offset
-            );
-            (s, vec![msg])
-        }
-        Err(e) => return Err(format!("{path}: {e}; refusing to start (see --repair)")),
-    };
-    if let Tail::Torn { offset, bytes } = scanned.tail {
-        messages.push(format!(
-            "recovery: {path}: truncating a torn record at offset {offset} ({bytes} bytes, never acknowledged)"
-        ));
-    }
+    let mut reader = Reader::open(file, key)
+        .map_err(|e| format!("{path}: {e}; refusing to start (see --repair)"))?;
+    let mut messages = Vec::new();
     let mut state = base;
-    let mut intervals = 0;
-    for (offset, payload) in &scanned.records {
-        let unit = decode(payload).map_err(|e| {
+    let (mut units, mut intervals) = (0usize, 0usize);
+    let mut last_seq = None;
+    let valid_len = loop {
+        let rec = match reader.next_record() {
+            Ok(Some(rec)) => rec,
+            Ok(None) => break reader.valid_len(),
+            Err(e) if repair && e.offset >= crate::wal::header_len(reader.version()) => {
+                // Keep the intact prefix before the damage; everything from it is discarded.
+                messages.push(format!(
+                    "repair: {path}: {e}; discarding {} bytes from offset {} (every record from there on is lost)",
+                    file.len() - e.offset,
+                    e.offset
+                ));
+                break e.offset;
+            }
+            Err(e) => return Err(format!("{path}: {e}; refusing to start (see --repair)")),
+        };
+        if let Some(prev) = last_seq {
+            assert_eq!(rec.seq, prev + 1, "the reader checks the sequence");
+        }
+        last_seq = Some(rec.seq);
+        let offset = rec.offset;
+        let unit = decode(&rec.plain).map_err(|e| {
             format!("{path}: undecodable record at offset {offset}: {e}; refusing to start")
         })?;
+        drop(rec);
         intervals += unit
             .ops
             .iter()
@@ -83,12 +96,21 @@ pub fn recover_onto(
         state.commit(unit.ops, unit.written_at).map_err(|e| {
             format!("{path}: record at offset {offset} does not apply ({e}); refusing to start")
         })?;
+        units += 1;
+    };
+    if let Some(Tail::Torn { offset, bytes }) = reader.tail() {
+        messages.push(format!(
+            "recovery: {path}: truncating a torn record at offset {offset} ({bytes} bytes, never acknowledged)"
+        ));
     }
+    assert!(valid_len <= file.len());
     Ok(Recovered {
         state,
-        units: scanned.records.len(),
+        units,
         intervals,
-        valid_len: scanned.valid_len.min(file.len()),
+        valid_len,
+        version: reader.version(),
+        next_seq: last_seq.map_or(reader.next_seq(), |s| s + 1),
         messages,
     })
 }
@@ -135,11 +157,11 @@ mod tests {
     }
 
     fn wal(us: &[CommitUnit]) -> (Vec<u8>, Vec<usize>) {
-        let mut f = header(false).to_vec();
+        let mut f = header(false, 1).to_vec();
         let mut starts = vec![];
-        for u in us {
+        for (i, u) in us.iter().enumerate() {
             starts.push(f.len());
-            f.extend(encode_record(&encode(u), None, [0; 12]));
+            f.extend(encode_record(&encode(u), None, [0; 12], i as u64 + 1));
         }
         (f, starts)
     }

@@ -87,6 +87,8 @@ pub struct Stats {
     pub auth_failures: u64,
     /// Compactions installed (automatic and `COMPACT LENS`).
     pub compactions: u64,
+    /// Connections that ended with part of a line (no `\n`) received: dropped unexecuted.
+    pub partial_lines_discarded: u64,
 }
 
 /// A lens's shape, for the layers-per-lens gauge.

@@ -537,19 +537,50 @@ fn compaction_threshold_is_per_database() {
 }
 
 #[test]
-fn half_close_answers_everything_then_closes() {
+fn half_close_answers_every_complete_line_then_closes() {
     let mut d = driver();
     d.send(
         1,
-        b"CREATE DATABASE db\nSTART TRANSACTION\nUSE DATABASE db\nSHOW DATABASES",
+        b"CREATE DATABASE db\nSTART TRANSACTION\nUSE DATABASE db\nSHOW DATABASES\nCREATE DATABASE cut",
     );
-    assert_eq!(d.take_lines(1), vec!["OK", "OK", "OK"]);
+    assert_eq!(d.take_lines(1), vec!["OK", "OK", "OK", "NAMES 1; db"]);
     assert!(!d.is_closed(1));
-    // End of input: the last line needs no newline, then the connection closes.
+    // End of input: the last line has no `\n`, so it may be cut short (SPEC v0.2): it is
+    // dropped, never run, and the connection closes.
     d.eof(1);
-    assert_eq!(d.take_lines(1), vec!["NAMES 1; db"]);
+    assert!(d.take_lines(1).is_empty());
     assert!(d.is_closed(1));
+    assert_eq!(d.engine.stats().partial_lines_discarded, 1);
     // Bytes after the end of input are ignored.
     d.send(1, b"SHOW STATUS\n");
     assert!(d.take_lines(1).is_empty());
+    d.open(2);
+    d.send(2, b"SHOW DATABASES\n");
+    assert_eq!(d.take_lines(2), vec!["NAMES 1; db"]);
+}
+
+#[test]
+fn a_truncated_append_is_never_run_however_the_connection_ends() {
+    // A client killed mid-write: `APPEND LENS s 0 10 123` arrives as `... 12`, then the
+    // socket closes by FIN (Eof), by reset (Closed) or the server stops (Drain).
+    let mut d = driver();
+    d.send(
+        1,
+        b"CREATE DATABASE db\nUSE DATABASE db\nCREATE LENS s int\n",
+    );
+    assert_eq!(d.take_lines(1), vec!["OK", "OK", "OK"]);
+    for (conn, end) in [(2u64, "eof"), (3, "closed"), (4, "drain")] {
+        d.open(conn);
+        d.send(conn, b"USE DATABASE db\nAPPEND LENS s 0 10 12");
+        assert_eq!(d.take_lines(conn), vec!["OK"]);
+        match end {
+            "eof" => d.eof(conn),
+            "closed" => d.close(conn),
+            _ => d.drain(conn),
+        }
+        assert!(d.take_lines(conn).is_empty(), "{end}");
+    }
+    d.send(1, b"RANGE LENS s 0 100\nHISTORY LENS s\n");
+    assert_eq!(d.take_lines(1), vec!["RANGE 0", "HISTORY 0"]);
+    assert_eq!(d.engine.stats().partial_lines_discarded, 3);
 }

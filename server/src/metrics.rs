@@ -168,6 +168,12 @@ impl Collector for EngineCollector {
         )?;
         counter(
             &mut e,
+            "partial_lines_discarded",
+            "Connections that ended inside a line: the bytes after the last newline were dropped, never executed",
+            s.stats.partial_lines_discarded,
+        )?;
+        counter(
+            &mut e,
             "wal_records",
             "Commit records appended to the write-ahead log",
             s.store.wal_records,

@@ -58,12 +58,52 @@ fn pipelined_statements_and_a_second_connection() {
 fn a_half_closed_client_gets_every_reply() {
     let (server, _dir) = start_durable("e2e", &[]);
     let mut s = std::net::TcpStream::connect(&server.addr).unwrap();
-    s.write_all(b"CREATE DATABASE d\nUSE DATABASE d\nSHOW DATABASES")
+    s.write_all(b"CREATE DATABASE d\nUSE DATABASE d\nSHOW DATABASES\n")
         .unwrap();
     s.shutdown(std::net::Shutdown::Write).unwrap();
     let mut all = String::new();
     s.read_to_string(&mut all).unwrap();
     assert_eq!(all, "OK\nOK\nNAMES 1; d\n");
+}
+
+/// SPEC v0.2: a statement runs only once its `\n` has arrived. A client killed mid-write
+/// closes its socket (FIN, or a reset); `APPEND LENS s 0 10 123` cut to `... 12` must not
+/// write `12`, and the server counts the dropped remainder.
+#[test]
+fn a_statement_cut_short_by_a_closing_client_is_never_run() {
+    let (server, _dir) = start_durable("cut", &["--metrics-bind", "127.0.0.1:0"]);
+    let mut c = Conn::new(&server.addr);
+    for st in ["CREATE DATABASE d", "USE DATABASE d", "CREATE LENS s int"] {
+        assert_eq!(c.ask(st), "OK");
+    }
+    // Half-close (FIN) after the cut.
+    let mut s = std::net::TcpStream::connect(&server.addr).unwrap();
+    s.write_all(b"USE DATABASE d\nAPPEND LENS s 0 10 12")
+        .unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    assert_eq!(all, "OK\n");
+    // A process that exits: its socket closes with the cut line unsent-to-completion.
+    let mut t = std::net::TcpStream::connect(&server.addr).unwrap();
+    t.write_all(b"USE DATABASE d\nAPPEND LENS s 20 30 45")
+        .unwrap();
+    let mut ok = [0u8; 3];
+    t.read_exact(&mut ok).unwrap();
+    assert_eq!(&ok, b"OK\n");
+    drop(t);
+    // Nothing was written, by either.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert_eq!(c.ask("RANGE LENS s 0 100"), "RANGE 0");
+        let (_, body) = http_get(server.metrics.as_ref().unwrap(), "/metrics");
+        if body.contains("tau_partial_lines_discarded_total 2") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(c.ask("HISTORY LENS s"), "HISTORY 0");
 }
 
 /// 10,000 statements written back to back by one thread while another reads: every

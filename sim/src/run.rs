@@ -636,7 +636,9 @@ impl World<'_> {
         let mut cut_off: Option<Snapshot> = None;
         // The oracle with refused-but-maybe-durable writes kept (see `uncertain`).
         let mut shadow: Option<Oracle> = None;
-        for l in &lines {
+        // A final line without its `\n` is dropped at end of input, never run (SPEC v0.2).
+        let complete = if eof { lines.len() - 1 } else { lines.len() };
+        for l in &lines[..complete] {
             let before = self.risky().then(|| self.oracle.snapshot());
             let alt_before: Vec<Snapshot> = if before.is_some() {
                 self.alts.iter().map(Oracle::snapshot).collect()
