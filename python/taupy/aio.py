@@ -176,6 +176,25 @@ class AsyncClient:
         self._scan = 0
         return line
 
+    async def _read_line_bytes(self) -> bytes:
+        buf = self._buf
+        i = buf.find(b"\n", self._scan)
+        while i < 0:
+            self._scan = len(buf)
+            await self._fill()
+            i = buf.find(b"\n", self._scan)
+        line = bytes(buf[:i])
+        del buf[: i + 1]
+        self._scan = 0
+        return line
+
+    async def _request_bytes(self, statement: str) -> bytes:
+        async def run() -> bytes:
+            self._write((statement + "\n").encode("utf-8"))
+            return await self._read_line_bytes()
+
+        return await self._guarded(run())
+
     async def _fill(self) -> None:
         self._live()
         try:
@@ -296,7 +315,7 @@ class AsyncClient:
     ) -> RangeResult:
         """See :meth:`taupy.Client.range`."""
         stmt = P.range_(lens, start, end, as_of, layer, where, limit, offset)
-        return P.parse_range(await self._request(stmt), stmt)
+        return P.parse_range_bytes(await self._request_bytes(stmt), stmt)
 
     async def range_df(
         self,
@@ -311,10 +330,10 @@ class AsyncClient:
         offset: Optional[int] = None,
     ) -> Any:
         """See :meth:`taupy.Client.range_df`."""
-        from .pandas_support import frame_from_raw
+        from .pandas_support import frame_from_line
 
         stmt = P.range_(lens, start, end, as_of, layer, where, limit, offset)
-        return frame_from_raw(await self._request(stmt), stmt)
+        return frame_from_line(await self._request_bytes(stmt), stmt)
 
     async def reduce(
         self,
@@ -378,7 +397,7 @@ class AsyncClient:
             for stmt, rows in _batch.statements(lens, cols, chunk_rows, max_statement_bytes):
                 if first is not None:
                     break
-                self._write((stmt + "\n").encode("utf-8"))
+                self._write(stmt)
                 outstanding.append(rows)
                 while outstanding and (len(outstanding) >= depth or self._has_line()):
                     await reap()

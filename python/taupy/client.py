@@ -204,6 +204,18 @@ class Client:
         self._scan = 0
         return line
 
+    def _read_line_bytes(self) -> bytes:
+        buf = self._buf
+        i = buf.find(b"\n", self._scan)
+        while i < 0:
+            self._scan = len(buf)
+            self._fill()
+            i = buf.find(b"\n", self._scan)
+        line = bytes(buf[:i])
+        del buf[: i + 1]
+        self._scan = 0
+        return line
+
     def _fill(self) -> None:
         """Block until more bytes arrive (or raise ConnectionLost / TauTimeout)."""
         sock = self._live()
@@ -378,7 +390,8 @@ class Client:
         :class:`~taupy.protocol.Piece` ``(start, end, value)`` tuples (with
         ``.to_pandas()``). ``where`` is a TauQL boolean expression over lens names."""
         stmt = P.range_(lens, start, end, as_of, layer, where, limit, offset)
-        return P.parse_range(self._request(stmt), stmt)
+        self._send((stmt + "\n").encode("utf-8"))
+        return P.parse_range_bytes(self._read_line_bytes(), stmt)
 
     def range_df(
         self,
@@ -395,10 +408,11 @@ class Client:
         """Like :meth:`range`, as a ``pandas.DataFrame`` with columns ``start``, ``end``
         (int64) and ``value`` (int64, float64, bool, object for str/bytes; pandas nullable
         dtypes where a stored null occurs). Needs the ``pandas`` extra."""
-        from .pandas_support import frame_from_raw
+        from .pandas_support import frame_from_line
 
         stmt = P.range_(lens, start, end, as_of, layer, where, limit, offset)
-        return frame_from_raw(self._request(stmt), stmt)
+        self._send((stmt + "\n").encode("utf-8"))
+        return frame_from_line(self._read_line_bytes(), stmt)
 
     def reduce(
         self,
@@ -474,7 +488,7 @@ class Client:
         for stmt, rows in _batch.statements(lens, cols, chunk_rows, max_statement_bytes):
             if first is not None:
                 break
-            self._send_pumping((stmt + "\n").encode("utf-8"))
+            self._send_pumping(stmt)
             outstanding.append(rows)
             while outstanding and (len(outstanding) >= depth or self._has_line()):
                 reap()

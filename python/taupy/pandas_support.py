@@ -14,7 +14,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 from .protocol import range_columns
 from .values import Null
 
-__all__ = ["frame_from_raw", "frame_from_pieces", "arrays_from_pieces", "frame", "value_array"]
+__all__ = ["frame_from_line", "frame_from_raw", "frame_from_pieces", "arrays_from_pieces", "frame", "value_array"]
 
 
 def _np() -> Any:
@@ -86,6 +86,19 @@ def frame_from_raw(raw: str, statement: Optional[str] = None) -> Any:
     """A DataFrame straight from a ``RANGE`` reply line (the fast path of ``range_df``)."""
     starts, ends, values, kind = range_columns(raw, statement)
     return frame(starts, ends, values, kind)
+
+
+def frame_from_line(line: bytes, statement: Optional[str] = None) -> Any:
+    """A DataFrame from an undecoded ``RANGE`` line: all-float and all-int replies are
+    parsed column-wise (:mod:`taupy.npfast`), anything else value by value."""
+    from . import npfast
+
+    got = npfast.range_arrays(line)
+    if got is not None:
+        pd = _pd()
+        s, e, v, _ = got
+        return pd.DataFrame({"start": s, "end": e, "value": v}, copy=False)
+    return frame_from_raw(line.decode("utf-8"), statement)
 
 
 def _columns(pieces: Sequence[Tuple[int, int, Any]]) -> Tuple[List[int], List[int], List[Any], str]:

@@ -254,6 +254,26 @@ def parse_range(raw: str, statement: Optional[str] = None) -> RangeResult:
     return RangeResult(map(Piece, starts, ends, values))
 
 
+def _npfast() -> Any:
+    try:
+        from . import npfast
+    except ImportError:  # no NumPy
+        return None
+    return npfast
+
+
+def parse_range_bytes(line: bytes, statement: Optional[str] = None) -> RangeResult:
+    """:func:`parse_range` for the undecoded line; all-float and all-int replies are parsed
+    column-wise with NumPy when it is installed."""
+    if line.startswith(b"RANGE ") and (line.count(b":f") > 1000 or line.count(b":i") > 1000):
+        fast = _npfast()
+        got = fast.range_arrays(line) if fast is not None else None
+        if got is not None:
+            s, e, v, _ = got
+            return RangeResult(map(Piece, s.tolist(), e.tolist(), v.tolist()))
+    return parse_range(line.decode("utf-8"), statement)
+
+
 def parse_names(raw: str, statement: Optional[str] = None) -> List[str]:
     """``NAMES n; a; b`` → ``["a", "b"]``."""
     return _counted(raw, "NAMES", statement)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import pickle
 
 import pytest
@@ -202,12 +203,13 @@ def test_batch_encoding_round_trips() -> None:
     assert cols.kind == "f"
     (stmt, n), = statements("x", cols)
     assert n == 3
-    assert stmt == "BATCH APPEND LENS x { 0 10 1.5; 10 20 1e+16; 20 30 -0.0 }"
+    assert stmt.split() == b"BATCH APPEND LENS x { 0 10 1.5; 10 20 1e+16; 20 30 -0.0 }\n".split()
+    assert stmt.endswith(b" }\n")
     cols = columns([0], [1], ["a;b c"])
-    assert list(statements("x", cols)) == [('BATCH APPEND LENS x { 0 1 "a;b c" }', 1)]
+    assert list(statements("x", cols)) == [(b'BATCH APPEND LENS x { 0 1 "a;b c" }\n', 1)]
     cols = columns([0, 1], [1, 2], [True, None])
     assert cols.kind == ""
-    assert next(statements("x", cols))[0] == "BATCH APPEND LENS x { 0 1 true; 1 2 null }"
+    assert next(statements("x", cols))[0] == b"BATCH APPEND LENS x { 0 1 true; 1 2 null }\n"
     with pytest.raises(ValueError):
         columns([0], [1], [float("nan")])
     with pytest.raises(ValueError):
@@ -217,22 +219,72 @@ def test_batch_encoding_round_trips() -> None:
 def test_batch_chunking_respects_rows_and_bytes() -> None:
     n = 1000
     cols = Columns(list(range(n)), list(range(1, n + 1)), [0.1 * i for i in range(n)], "f")
-    chunks = list(statements("x", cols, chunk_rows=300, max_bytes=2000))
+    chunks = [(s.decode(), r) for s, r in statements("x", cols, chunk_rows=300, max_bytes=2000)]
     assert sum(r for _, r in chunks) == n
-    assert all(len(s) <= 2000 for s, _ in chunks)
+    assert all(len(s) <= 2001 and s.endswith(" }\n") for s, _ in chunks)
     assert all(r <= 300 for _, r in chunks)
-    # every row appears once, in order
-    rows = [row for s, _ in chunks for row in s[s.index("{") + 2 : -2].split("; ")]
-    assert rows == [f"{i} {i + 1} {0.1 * i!r}" for i in range(n)]
+    # every row appears once, in order, and reads back as the same numbers
+    rows = [row.split() for s, _ in chunks for row in s[s.index("{") + 2 : -3].split("; ")]
+    assert [(int(a), int(b), float(c)) for a, b, c in rows] == [(i, i + 1, 0.1 * i) for i in range(n)]
 
 
 def test_batch_numpy_columns() -> None:
     np = pytest.importorskip("numpy")
     cols = columns(np.arange(3, dtype=np.int64), np.arange(1, 4, dtype=np.int32), np.array([0.5, 2.0, 3.25]))
-    assert cols.kind == "f" and cols.starts == [0, 1, 2] and cols.values == [0.5, 2.0, 3.25]
-    assert type(cols.ends[0]) is int
+    assert cols.kind == "f" and cols.starts.tolist() == [0, 1, 2] and cols.values.tolist() == [0.5, 2.0, 3.25]
+    assert cols.ends.dtype == np.int64
     with pytest.raises(ValueError):
         columns(np.arange(2), np.arange(1, 3), np.array([1.0, np.inf]))
     with pytest.raises(TypeError):
         columns(np.array([0.5]), np.array([1]), np.array([1.0]))
     assert columns(np.arange(2), np.arange(1, 3), np.array([7, 8])).kind == "i"
+
+
+def test_vectorised_float_text_round_trips_exactly() -> None:
+    np = pytest.importorskip("numpy")
+    from taupy import npfast
+
+    rng = np.random.default_rng(7)
+    vals = np.concatenate(
+        [
+            rng.normal(20, 5, 20000),
+            np.round(rng.normal(20, 5, 20000), 2),
+            rng.normal(0, 1, 2000) * 10.0 ** rng.integers(-300, 300, 2000),
+            np.array([0.0, -0.0, 1e16, 2.0**53, 2.0**53 - 1, 1.5e-7, 5e-324, 1.7976931348623157e308,
+                      -1.7976931348623157e308, 0.1, 0.30000000000000004, 20.0, -20.0, 1e-6, 0.05]),
+        ]
+    )
+    texts = [bytes(r).decode() for r in npfast.float_fields(vals)]
+    for t, v in zip(texts, vals.tolist()):
+        assert float(t) == v and t.strip().startswith("-") == (math.copysign(1, v) < 0), (t, v)
+        assert "." in t or "e" in t  # never an int literal
+    assert [t.strip() for t in texts[-4:]] == ["20.0", "-20.0", "0.000001", "0.05"]
+    ints = np.concatenate([rng.integers(-(2**62), 2**62, 5000), np.array([0, -1, 9, 10, -10, 2**63 - 1])])
+    assert [int(bytes(r)) for r in npfast.int_fields(ints)] == ints.tolist()
+    assert npfast.int_fields(np.array([-(2**63)])) is None
+
+
+def test_vectorised_range_parse_is_exact() -> None:
+    np = pytest.importorskip("numpy")
+    from taupy import npfast
+
+    rng = np.random.default_rng(8)
+    vals = np.concatenate([rng.normal(20, 5, 5000), np.array([0.0, -0.0, 1e20, 5e-324, 123.0, -7.25])])
+    n = len(vals)
+    items = [
+        f"{s}:{s + 3}:f{np.format_float_positional(v, unique=True, trim='-')}"
+        for s, v in zip(range(-100, n - 100), vals.tolist())
+    ]
+    line = f"RANGE {n}; {'; '.join(items)}".encode()
+    got = npfast.range_arrays(line)
+    assert got is not None
+    s, e, v, kind = got
+    assert kind == "f" and s.tolist() == list(range(-100, n - 100)) and (e == s + 3).all()
+    assert v.tolist() == vals.tolist() and (np.signbit(v) == np.signbit(vals)).all()
+    # ints, including the extremes
+    line = b"RANGE 3; -9223372036854775808:0:i9223372036854775807; 0:1:i-5; 1:2:i0"
+    s, e, v, kind = npfast.range_arrays(line)  # type: ignore[misc]
+    assert kind == "i" and s.tolist() == [-(2**63), 0, 1] and v.tolist() == [2**63 - 1, -5, 0]
+    # anything else is left to the general path
+    assert npfast.range_arrays(b"RANGE 2; 0:1:f1.5; 1:2:n") is None
+    assert npfast.range_arrays(b"RANGE 0") is None
