@@ -5,12 +5,14 @@ client well below a million rows per second. These routines do the same work col
 with NumPy, exactly:
 
 * **Encoding** (``BATCH APPEND``): a float ``v`` is written as the decimal ``q / 10**k``
-  for the smallest ``k`` with ``|q| < 2**53`` and ``q / 10**k == v`` in float64. Because
-  ``q`` and ``10**k`` (``k <= 22``) are exact doubles and IEEE division is correctly
-  rounded, that decimal's nearest double is ``v``, so the server (whose parser is
-  correctly rounded) reads back exactly ``v``. Values with no such ``k`` (most need 17
-  significant digits) fall back to ``repr``. Fields are right-aligned in fixed-width
-  columns padded with spaces, which TauQL allows between tokens.
+  where either ``q`` is the 15-significant-digit rounding and ``q / 10**k == v`` in
+  float64 (``q < 2**53`` and ``10**k``, ``k <= 22``, are exact doubles and IEEE division
+  is correctly rounded, so that decimal's nearest double is ``v``), or ``q`` is the
+  correctly rounded 17-significant-digit decimal, computed exactly with Dekker's
+  error-free product (17 correctly rounded digits always read back exactly). The server's
+  parser is correctly rounded, so it reads back exactly ``v``. Values of magnitude outside
+  about 1e-6 .. 1e16 fall back to ``repr``. Fields are right-aligned in fixed-width columns
+  padded with spaces, which TauQL allows between tokens.
 * **Decoding** (``RANGE`` → DataFrame): a float token with digits ``q`` and ``k``
   fraction digits is ``q / 10**k`` when ``q < 2**53`` and ``k <= 22`` (Clinger's fast
   path: exact for the same reason); anything else falls back to ``float()``.
@@ -60,31 +62,100 @@ def int_fields(x: Any) -> Optional[Any]:
     return out
 
 
+_SPLIT = 134217729.0  # 2**27 + 1, Dekker's splitter
+_POW5_F = np.array([5.0**k for k in range(23)], dtype=np.float64)
+
+
+def _two_product(a: Any, b: Any) -> Tuple[Any, Any]:
+    """``(p, e)`` with ``p = fl(a*b)`` and ``a*b == p + e`` exactly (Dekker; no overflow)."""
+    p = a * b
+    t = _SPLIT * a
+    ahi = t - (t - a)
+    alo = a - ahi
+    t = _SPLIT * b
+    bhi = t - (t - b)
+    blo = b - bhi
+    e = ((ahi * bhi - p) + ahi * blo + alo * bhi) + alo * blo
+    return p, e
+
+
+def _decimal_digits(v: Any) -> Tuple[Any, Any, Any]:
+    """For finite float64 ``v``: ``(q, k, ok)`` with ``|v| == q / 10**k`` as a decimal that
+    reads back as exactly ``|v|`` (q uint64, 1 <= k <= 22), where ``ok``; the others need
+    another route.
+
+    Short form first: the 15-significant-digit rounding, kept if it reads back exactly
+    (then it is the shortest form, after trailing zeros are dropped). Otherwise the
+    correctly rounded 17-significant-digit decimal, computed exactly with Dekker's product
+    (17 correctly rounded digits always read back exactly)."""
+    a = np.abs(v)
+    n = len(a)
+    q = np.zeros(n, dtype=np.uint64)
+    k = np.zeros(n, dtype=np.int64)
+    ok = np.zeros(n, dtype=bool)
+    zero = a == 0
+    ok[zero] = True
+    ten = np.uint64(10)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        # 0. few fraction digits (the common case of measured data): smallest k first
+        todo = np.flatnonzero(~zero)
+        for kk in range(4):
+            if not len(todo):
+                break
+            at = a[todo]
+            qq = np.rint(at * _POW10_F[kk])
+            good = (qq < _TWO53) & (qq / _POW10_F[kk] == at)
+            hit = todo[good]
+            q[hit] = qq[good].astype(np.uint64)
+            k[hit] = kk
+            ok[hit] = True
+            todo = todo[~good]
+        d = np.floor(np.log10(np.where(zero, 1.0, a))).astype(np.int64)
+        # 1. at most 15 significant digits, then trailing zeros dropped: the shortest form
+        k15 = 14 - d
+        idx = todo[(k15[todo] >= 0) & (k15[todo] <= 22)]
+        kk = k15[idx]
+        qq = np.rint(a[idx] * _POW10_F[kk])
+        good = (qq < _TWO53) & (qq / _POW10_F[kk] == a[idx])
+        hit = idx[good]
+        q[hit] = qq[good].astype(np.uint64)
+        k[hit] = kk[good]
+        ok[hit] = True
+        strip = hit[(k[hit] > 1) & (q[hit] % ten == 0)]
+        while len(strip):
+            q[strip] //= ten
+            k[strip] -= 1
+            strip = strip[(k[strip] > 1) & (q[strip] % ten == 0)]
+        # 2. 17 significant digits, exact
+        k17 = 16 - d
+        idx = np.flatnonzero(~ok & (k17 >= 0) & (k17 <= 22))
+        kk = k17[idx]
+        p, e = _two_product(a[idx], _POW5_F[kk])
+        p = np.ldexp(p, kk)
+        e = np.ldexp(e, kk)
+        good = (p >= _TWO53) & (p < 9.2e18)
+        qi = p[good].astype(np.uint64)
+        adj = np.rint(e[good]).astype(np.int64)
+        hit = idx[good]
+        q[hit] = (qi.astype(np.int64) + adj).astype(np.uint64)
+        k[hit] = kk[good]
+        ok[hit] = True
+    # k == 0 is written with one fraction digit ("20.0", never the int literal "20")
+    need = ok & (k == 0)
+    q[need] *= ten
+    k[need] = 1
+    return q, k, ok
+
+
 def float_fields(v: Any) -> Any:
     """Right-aligned exact decimal text of a finite float64 array as an ``(n, W)`` uint8
-    matrix (see the module docstring)."""
+    matrix (see the module docstring); values outside about 1e-6 .. 1e16 in magnitude
+    use ``repr``."""
     v = np.asarray(v, dtype=np.float64)
     n = len(v)
-    k = np.full(n, -1, dtype=np.int64)
-    q = np.zeros(n, dtype=np.float64)
-    todo = np.arange(n)
-    for kk in range(0, 18):
-        if not len(todo):
-            break
-        vv = v[todo]
-        with np.errstate(over="ignore", invalid="ignore"):
-            qq = np.rint(vv * _POW10_F[kk])
-            ok = (np.abs(qq) < _TWO53) & (qq / _POW10_F[kk] == vv)
-        hit = todo[ok]
-        k[hit] = kk
-        q[hit] = qq[ok]
-        todo = todo[~ok]
-    fallback = todo
+    cur, kp, ok = _decimal_digits(v)
+    fallback = np.flatnonzero(~ok)
     neg = np.signbit(v)
-    cur = np.abs(q).astype(np.uint64)
-    # k == 0 is written with one fraction digit ("20.0", never the int literal "20")
-    cur = np.where(k == 0, cur * np.uint64(10), cur)
-    kp = np.maximum(k, 1)
     nd = _ndigits(cur)
     ip = np.maximum(nd - kp, 1)  # integer-part digits
     total = kp + 1 + ip + neg
