@@ -581,6 +581,6 @@ fn a_truncated_append_is_never_run_however_the_connection_ends() {
         assert!(d.take_lines(conn).is_empty(), "{end}");
     }
     d.send(1, b"RANGE LENS s 0 100\nHISTORY LENS s\n");
-    assert_eq!(d.take_lines(1), vec!["RANGE 0", "HISTORY 0"]);
+    assert_eq!(d.take_lines(1), vec!["RANGE 0", "LAYERS 0"]);
     assert_eq!(d.engine.stats().partial_lines_discarded, 3);
 }

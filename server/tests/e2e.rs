@@ -103,7 +103,7 @@ fn a_statement_cut_short_by_a_closing_client_is_never_run() {
         assert!(Instant::now() < deadline, "{body}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(c.ask("HISTORY LENS s"), "HISTORY 0");
+    assert_eq!(c.ask("HISTORY LENS s"), "LAYERS 0");
 }
 
 /// 10,000 statements written back to back by one thread while another reads: every
