@@ -30,7 +30,7 @@ _POW10_F = np.array([10.0**k for k in range(23)], dtype=np.float64)
 _POW10_U = np.array([10**k for k in range(20)], dtype=np.uint64)
 _TWO53 = float(2**53)
 _SPACE, _MINUS, _DOT, _ZERO = 32, 45, 46, 48
-_BLOCK = 65536
+_BLOCK = 8192
 
 
 # ------------------------------------------------------------------ encoding
@@ -211,44 +211,59 @@ def rows_text(starts: Any, ends: Any, values: Any, kind: str) -> Optional[Tuple[
 # ------------------------------------------------------------------ decoding
 
 
-def _windows(arr: Any, a: Any, b: Any) -> Tuple[Any, Any]:
-    """The bytes of tokens ``arr[a:b]`` as an ``(n, W)`` matrix and its validity mask."""
-    lens = b - a
-    width = int(lens.max()) if len(lens) else 1
-    cols = np.arange(width)
-    idx = a[:, None] + cols[None, :]
-    np.minimum(idx, len(arr) - 1, out=idx)
-    return arr[idx], cols[None, :] < lens[:, None]
+def _scan(win: Any, a: Any, b: Any) -> Tuple[Any, Any, Any, Any, Any]:
+    """Scan the tokens ``[a, b)`` of a byte buffer whose sliding windows are ``win``:
+    ``(q, nd, k, ndots, neg)`` = the digits as a uint64 (Horner; wraps beyond 19 digits),
+    the digit count, the digits after a ``.``, the number of dots, a leading ``-``."""
+    lens = np.minimum(b - a, win.shape[1])  # longer tokens: the caller's fallback
+    width = int(lens.max())
+    ch = win[a, :width]
+    n = len(a)
+    q = np.zeros(n, dtype=np.uint64)
+    nd = np.zeros(n, dtype=np.int64)
+    k = np.zeros(n, dtype=np.int64)
+    ndots = np.zeros(n, dtype=np.int64)
+    seen = np.zeros(n, dtype=bool)
+    ten = np.uint64(10)
+    for j in range(width):
+        c = ch[:, j]
+        valid = lens > j
+        d = c - np.uint8(_ZERO)
+        m = valid & (d < 10)
+        q = np.where(m, q * ten + d, q)
+        nd += m
+        dot = valid & (c == _DOT)
+        ndots += dot
+        seen |= dot
+        k += m & seen
+    neg = ch[:, 0] == _MINUS
+    return q, nd, k, ndots, neg
 
 
-def _digits_value(ch: Any, valid: Any) -> Tuple[Any, Any, Any]:
-    """(q as uint64, is_digit mask, digit count) of each row's digits, ignoring others."""
-    is_dig = valid & (ch >= _ZERO) & (ch <= _ZERO + 9)
-    nd = is_dig.sum(axis=1)
-    after = nd[:, None] - np.cumsum(is_dig, axis=1)
-    np.clip(after, 0, 19, out=after)
-    dig = np.where(is_dig, ch - _ZERO, 0).astype(np.uint64)
-    q = (dig * _POW10_U[after]).sum(axis=1, dtype=np.uint64)
-    return q, is_dig, nd
+_MAX_TOKEN = 40
 
 
 class Malformed(ValueError):
     """A token that is not a number of the expected shape."""
 
 
-def parse_ints(arr: Any, a: Any, b: Any) -> Any:
+def _windows_of(arr: Any) -> Any:
+    padded = np.concatenate([arr, np.zeros(_MAX_TOKEN, dtype=np.uint8)])
+    return np.lib.stride_tricks.sliding_window_view(padded, _MAX_TOKEN)
+
+
+def parse_ints(win: Any, arr: Any, a: Any, b: Any) -> Any:
     """int64 values of the decimal tokens ``arr[a:b]`` (optional leading ``-``)."""
     out = np.empty(len(a), dtype=np.int64)
     for lo in range(0, len(a), _BLOCK):
         aa, bb = a[lo : lo + _BLOCK], b[lo : lo + _BLOCK]
-        ch, valid = _windows(arr, aa, bb)
-        neg = ch[:, 0] == _MINUS
-        q, is_dig, nd = _digits_value(ch, valid)
-        if bool(((is_dig.sum(axis=1) + neg) != (bb - aa)).any()) or bool((nd == 0).any()):
+        q, nd, _, ndots, neg = _scan(win, aa, bb)
+        long = (bb - aa) > win.shape[1]
+        if bool((((nd + neg) != (bb - aa)) & ~long).any()) or bool((nd == 0).any()):
             raise Malformed("malformed integer")
-        big = nd > 18
         val = q.astype(np.int64)
         val = np.where(neg, -val, val)
+        big = (nd > 18) | long
         if bool(big.any()):
             for i in np.flatnonzero(big).tolist():
                 val[i] = int(bytes(arr[aa[i] : bb[i]]))
@@ -256,28 +271,61 @@ def parse_ints(arr: Any, a: Any, b: Any) -> Any:
     return out
 
 
-def parse_floats(arr: Any, a: Any, b: Any) -> Any:
+def parse_floats(win: Any, arr: Any, a: Any, b: Any) -> Any:
     """float64 values of the decimal tokens ``arr[a:b]`` (``-?digits[.digits]``), exact."""
     out = np.empty(len(a), dtype=np.float64)
     for lo in range(0, len(a), _BLOCK):
         aa, bb = a[lo : lo + _BLOCK], b[lo : lo + _BLOCK]
-        ch, valid = _windows(arr, aa, bb)
-        neg = ch[:, 0] == _MINUS
-        q, is_dig, nd = _digits_value(ch, valid)
-        is_dot = valid & (ch == _DOT)
-        ndots = is_dot.sum(axis=1)
-        if bool(((nd + neg + ndots) != (bb - aa)).any()) or bool((ndots > 1).any()) or bool((nd == 0).any()):
+        q, nd, k, ndots, neg = _scan(win, aa, bb)
+        long = (bb - aa) > win.shape[1]
+        bad = ((nd + neg + ndots) != (bb - aa)) & ~long
+        if bool(bad.any()) or bool((ndots > 1).any()) or bool((nd == 0).any()):
             raise Malformed("malformed float")
-        k = (is_dig & (np.cumsum(is_dot, axis=1) > 0)).sum(axis=1)
-        fast = (nd <= 19) & (q < np.uint64(2**53)) & (k <= 22)
+        fast = (nd <= 19) & (q < np.uint64(2**53)) & (k <= 22) & ~long
         qf = q.astype(np.float64)
         val = qf / _POW10_F[np.minimum(k, 22)]
-        val = np.where(neg, -val, val)
         if not bool(fast.all()):
+            slow = np.flatnonzero(~fast)
+            wide = slow[(nd[slow] <= 19) & (k[slow] <= 22) & ~long[slow]]
+            if len(wide):
+                r, sure = _correct_quotient(q[wide], k[wide], val[wide])
+                val[wide[sure]] = r[sure]
+                fast[wide[sure]] = True
             for i in np.flatnonzero(~fast).tolist():
-                val[i] = float(bytes(arr[aa[i] : bb[i]]))
+                val[i] = abs(float(bytes(arr[aa[i] : bb[i]])))
+        val = np.where(neg, -val, val)
         out[lo : lo + _BLOCK] = val
     return out
+
+
+def _correct_quotient(q: Any, k: Any, r: Any) -> Tuple[Any, Any]:
+    """Correctly rounded ``q / 10**k`` for uint64 ``q >= 2**53`` (not exact as a double)
+    and ``k <= 22``, starting from the estimate ``r``: the residual ``q - r * 10**k`` is
+    computed exactly (Dekker's product) and ``r`` moved by one ulp while it is more than
+    half an ulp away. ``sure`` is False where the decimal lies too near a midpoint between
+    two doubles to decide in float arithmetic (the caller then uses ``float()``)."""
+    p5 = _POW5_F[k]
+    sure = np.ones(len(q), dtype=bool)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(3):
+            p, e = _two_product(r, p5)
+            big_p = np.ldexp(p, k)
+            big_e = np.ldexp(e, k)
+            integral = (big_p == np.floor(big_p)) & (big_p < 1.8e19)
+            pi = np.where(integral, big_p, 0.0).astype(np.uint64)
+            diff = (q - pi).astype(np.int64).astype(np.float64) - big_e  # q - r*10^k
+            up_half = np.spacing(r) * 0.5 * _POW10_F[k]
+            down_half = (r - np.nextafter(r, 0.0)) * 0.5 * _POW10_F[k]
+            near = (np.abs(diff - up_half) <= up_half * 1e-9) | (np.abs(diff + down_half) <= down_half * 1e-9)
+            sure &= integral & ~near
+            step_up = diff > up_half
+            step_down = diff < -down_half
+            if not bool((step_up | step_down).any()):
+                break
+            r = np.where(step_up, np.nextafter(r, np.inf), np.where(step_down, np.nextafter(r, 0.0), r))
+        else:
+            sure[:] = False
+    return r, sure
 
 
 def range_arrays(line: bytes) -> Optional[Tuple[Any, Any, Any, str]]:
@@ -311,13 +359,14 @@ def range_arrays(line: bytes) -> Optional[Tuple[Any, Any, Any, str]]:
     re_ = np.empty(n, dtype=np.int64)
     re_[:-1] = semis
     re_[-1] = len(arr)
+    win = _windows_of(arr)
     try:
-        starts = parse_ints(arr, rs, c1)
-        ends = parse_ints(arr, c1 + 1, c2)
+        starts = parse_ints(win, arr, rs, c1)
+        ends = parse_ints(win, arr, c1 + 1, c2)
         if kind == "f":
-            values = parse_floats(arr, c2 + 2, re_)
+            values = parse_floats(win, arr, c2 + 2, re_)
         else:
-            values = parse_ints(arr, c2 + 2, re_)
+            values = parse_ints(win, arr, c2 + 2, re_)
     except Malformed:
         return None
     return starts, ends, values, kind
