@@ -114,12 +114,12 @@ def _decimal_digits(v: Any) -> Tuple[Any, Any, Any]:
         # 1. at most 15 significant digits, then trailing zeros dropped: the shortest form
         k15 = 14 - d
         idx = todo[(k15[todo] >= 0) & (k15[todo] <= 22)]
-        kk = k15[idx]
-        qq = np.rint(a[idx] * _POW10_F[kk])
-        good = (qq < _TWO53) & (qq / _POW10_F[kk] == a[idx])
+        ks = k15[idx]
+        qq = np.rint(a[idx] * _POW10_F[ks])
+        good = (qq < _TWO53) & (qq / _POW10_F[ks] == a[idx])
         hit = idx[good]
         q[hit] = qq[good].astype(np.uint64)
-        k[hit] = kk[good]
+        k[hit] = ks[good]
         ok[hit] = True
         strip = hit[(k[hit] > 1) & (q[hit] % ten == 0)]
         while len(strip):
@@ -129,16 +129,16 @@ def _decimal_digits(v: Any) -> Tuple[Any, Any, Any]:
         # 2. 17 significant digits, exact
         k17 = 16 - d
         idx = np.flatnonzero(~ok & (k17 >= 0) & (k17 <= 22))
-        kk = k17[idx]
-        p, e = _two_product(a[idx], _POW5_F[kk])
-        p = np.ldexp(p, kk)
-        e = np.ldexp(e, kk)
+        ks = k17[idx]
+        p, e = _two_product(a[idx], _POW5_F[ks])
+        p = np.ldexp(p, ks)
+        e = np.ldexp(e, ks)
         good = (p >= _TWO53) & (p < 9.2e18)
         qi = p[good].astype(np.uint64)
         adj = np.rint(e[good]).astype(np.int64)
         hit = idx[good]
         q[hit] = (qi.astype(np.int64) + adj).astype(np.uint64)
-        k[hit] = kk[good]
+        k[hit] = ks[good]
         ok[hit] = True
     # k == 0 is written with one fraction digit ("20.0", never the int literal "20")
     need = ok & (k == 0)
