@@ -97,9 +97,16 @@ def _decimal_digits(v: Any) -> Tuple[Any, Any, Any]:
     ok[zero] = True
     ten = np.uint64(10)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        # 0. few fraction digits (the common case of measured data): smallest k first
+        # 0. few fraction digits (the common case of measured data): smallest k first,
+        # unless a sample shows the column is full-precision noise
         todo = np.flatnonzero(~zero)
+        sample = a[todo[:256]]
+        short = np.zeros(len(sample), dtype=bool)
         for kk in range(4):
+            qq = np.rint(sample * _POW10_F[kk])
+            short |= (qq < _TWO53) & (qq / _POW10_F[kk] == sample)
+        tries = 4 if len(sample) == 0 or short.mean() >= 0.25 else 0
+        for kk in range(tries):
             if not len(todo):
                 break
             at = a[todo]
