@@ -7,6 +7,7 @@ take one reply line without its newline.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from .errors import ProtocolError, ServerError, error_from_reply
@@ -336,7 +337,14 @@ def _selector(as_of: Optional[TimeLike], layer: Optional[int]) -> str:
     return ""
 
 
+@functools.lru_cache(maxsize=1024)
+def _lens(name: str) -> str:
+    return check_name(name, "lens")
+
+
 def at(lens: str, t: int, as_of: Optional[TimeLike], layer: Optional[int]) -> str:
+    if type(t) is int and as_of is None and layer is None and type(lens) is str:
+        return "AT LENS " + _lens(lens) + " " + str(t)  # the hot path
     return f"AT LENS {check_name(lens, 'lens')} {ms_literal(t, 't')}{_selector(as_of, layer)}"
 
 
