@@ -432,6 +432,15 @@ impl World<'_> {
         if candidates.len() > 1 {
             self.stats.fault("restarts with uncertain writes");
         }
+        // The same state reached twice (a refused write that changed nothing, say) is one
+        // candidate: probing it again could only cost time.
+        let mut distinct: Vec<Snapshot> = Vec::with_capacity(candidates.len());
+        for c in candidates {
+            if !distinct.contains(&c) {
+                distinct.push(c);
+            }
+        }
+        let candidates = distinct;
         // Read everything any candidate knows about, so that an extra or a missing
         // database, lens or user shows.
         let mut dbs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -458,12 +467,51 @@ impl World<'_> {
         for u in &users {
             probes.push(format!("SHOW GRANTS {u}"));
         }
+        // The layers every candidate holds, so that AS OF and LAYER probes cut history
+        // where it has data (between layers, and inside compacted runs).
+        let facts: Vec<_> = oracles
+            .iter()
+            .map(|o| layer_facts(o, self.case.cfg.auth, &dbs))
+            .collect();
+        let (all, open) = (i64::MIN, i64::MAX);
         for (db, lenses) in &dbs {
             probes.push(format!("USE DATABASE {db}"));
             probes.push("SHOW LENSES".into());
+            let mut times = BTreeSet::new();
+            for f in &facts {
+                for ((d, _), layers) in f {
+                    if d == db {
+                        times.extend(layers.iter().map(|&(_, w)| w));
+                    }
+                }
+            }
+            let times: Vec<i64> = times.into_iter().collect();
+            let n = times.len();
+            // Just before a third of the way, at two thirds, just before the newest.
+            let mut cuts: Vec<i64> = if n == 0 {
+                vec![]
+            } else {
+                vec![times[n / 3] - 1, times[2 * n / 3], times[n - 1] - 1]
+            };
+            cuts.dedup();
             for l in lenses {
                 probes.push(format!("HISTORY LENS {l}"));
-                probes.push(format!("RANGE LENS {l} {} {}", i64::MIN, i64::MAX));
+                probes.push(format!("RANGE LENS {l} {all} {open}"));
+                for t in &cuts {
+                    probes.push(format!("RANGE LENS {l} {all} {open} AS OF {t}"));
+                }
+                let mut ids = BTreeSet::new();
+                for f in &facts {
+                    if let Some(layers) = f.get(&(db.clone(), l.clone())) {
+                        let k = layers.len();
+                        if k > 0 {
+                            ids.extend([layers[0].0, layers[k / 2].0, layers[k - 1].0]);
+                        }
+                    }
+                }
+                for id in ids {
+                    probes.push(format!("RANGE LENS {l} {all} {open} LAYER {id}"));
+                }
             }
         }
         let mut bytes = Vec::new();
@@ -844,6 +892,46 @@ impl World<'_> {
         }
         Ok(())
     }
+}
+
+/// Every base lens's layers (id, written_at) as `o` holds them, read through HISTORY on
+/// a scratch connection (empty when the probe could not authenticate).
+fn layer_facts(
+    o: &Oracle,
+    auth: bool,
+    dbs: &BTreeMap<String, BTreeSet<String>>,
+) -> BTreeMap<(String, String), Vec<(u64, i64)>> {
+    let mut o = o.clone();
+    let id = PROBE + 1;
+    o.connect(id);
+    let mut out = BTreeMap::new();
+    let run = |o: &mut Oracle, l: &str| o.execute(id, 0, l.as_bytes()).map(|r| r.line);
+    if auth && run(&mut o, "AUTH admin pw").as_deref() != Some("OK") {
+        return out;
+    }
+    for (db, lenses) in dbs {
+        if run(&mut o, &format!("USE DATABASE {db}")).as_deref() != Some("OK") {
+            continue;
+        }
+        for l in lenses {
+            let Some(h) = run(&mut o, &format!("HISTORY LENS {l}")) else {
+                continue;
+            };
+            let Some(rest) = h.strip_prefix("LAYERS ") else {
+                continue;
+            };
+            let layers: Vec<(u64, i64)> = rest
+                .split("; ")
+                .skip(1)
+                .filter_map(|e| {
+                    let mut f = e.split(':');
+                    Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+                })
+                .collect();
+            out.insert((db.clone(), l.clone()), layers);
+        }
+    }
+    out
 }
 
 pub fn run(case: &Case) -> Outcome {

@@ -107,6 +107,13 @@ pub struct Gen {
     types: BTreeMap<&'static str, &'static str>,
     cfg: SimConfig,
     fresh: Vec<bool>,
+    /// The simulated clock as the run will see it (it starts at 1000 ms; ticks move it).
+    now: i64,
+    /// The distinct clock values at which write statements were sent, oldest first: the
+    /// `written_at` values layers will carry, so that `AS OF` can cut between them.
+    write_times: Vec<i64>,
+    /// Write statements generated so far: an upper bound on the layer ids in use.
+    writes: u64,
 }
 
 fn pick<'a, T>(r: &mut ChaCha8Rng, xs: &'a [T]) -> &'a T {
@@ -159,6 +166,9 @@ impl Gen {
             types: BTreeMap::new(),
             cfg,
             fresh,
+            now: 1000,
+            write_times: Vec::new(),
+            writes: 0,
         }
     }
 
@@ -200,9 +210,9 @@ impl Gen {
                 continue;
             }
             if r < 6 {
-                ops.push(Op::Tick {
-                    ms: self.net.gen_range(1..50),
-                });
+                let ms = self.net.gen_range(1..50);
+                self.now += ms;
+                ops.push(Op::Tick { ms });
                 continue;
             }
             if r < 8 && self.cfg.hold_jobs {
@@ -423,9 +433,47 @@ impl Gen {
 
     fn selector(&mut self) -> String {
         match self.rng.gen_range(0..8) {
-            0 => format!(" AS OF {}", self.rng.gen_range(-5..400)),
-            1 => format!(" LAYER {}", self.rng.gen_range(1..30)),
+            0 | 1 => format!(" AS OF {}", self.as_of()),
+            2 => {
+                // Mostly layer ids that exist, sometimes one past them.
+                let top = self.writes.max(1) + 2;
+                format!(" LAYER {}", self.rng.gen_range(1..=top))
+            }
             _ => String::new(),
+        }
+    }
+
+    /// An `AS OF` time around the real `written_at` values: just before, at, between and
+    /// after the times writes were sent, sometimes before all of them or far off.
+    fn as_of(&mut self) -> i64 {
+        let r = &mut self.rng;
+        let times = &self.write_times;
+        if times.is_empty() || r.gen_range(0..10) == 0 {
+            return match r.gen_range(0..3) {
+                0 => r.gen_range(-5..400),
+                1 => self.now + r.gen_range(0..100),
+                _ => *pick(r, &[i64::MIN, i64::MAX, 0, 999]),
+            };
+        }
+        let i = r.gen_range(0..times.len());
+        let w = times[i];
+        match r.gen_range(0..5) {
+            0 => w - 1,
+            1 | 2 => w,
+            // Strictly between two write times (or just after the last).
+            3 => match times.get(i + 1) {
+                Some(&next) if next - w > 1 => r.gen_range(w + 1..next),
+                _ => w + 1,
+            },
+            _ => times[0] - r.gen_range(1..20),
+        }
+    }
+
+    /// A write statement is being generated now: it will carry (about) this `written_at`.
+    fn note_write(&mut self) {
+        self.writes += 1;
+        if self.write_times.last() != Some(&self.now) {
+            self.write_times.push(self.now);
         }
     }
 
@@ -507,10 +555,12 @@ impl Gen {
                 format!("DERIVE LENS {name} AS {}", self.expr(3))
             }
             "APPEND LENS" => {
+                self.note_write();
                 let l = self.any_lens();
                 format!("APPEND LENS {l} {}", self.rows(l, ", "))
             }
             "BATCH APPEND" => {
+                self.note_write();
                 let l = self.any_lens();
                 if self.rng.gen_range(0..10) == 0 {
                     format!("BATCH APPEND LENS {l} {{ }}")
@@ -519,6 +569,7 @@ impl Gen {
                 }
             }
             "COPY LENS" => {
+                self.note_write();
                 let l = self.any_lens();
                 let f = *pick(
                     &mut self.rng,
@@ -581,7 +632,10 @@ impl Gen {
             }
             "COMPACT LENS" => format!("COMPACT LENS {}", self.any_lens()),
             "START TRANSACTION" => "START TRANSACTION".into(),
-            "COMMIT" => "COMMIT".into(),
+            "COMMIT" => {
+                self.note_write();
+                "COMMIT".into()
+            }
             "ROLLBACK" => "ROLLBACK".into(),
             "CREATE USER" => format!(
                 "CREATE USER {} PASSWORD \"p{}\"",
