@@ -149,3 +149,31 @@ def test_async_lost_connection_raises() -> None:
             await c.at("x", 1)
 
     asyncio.run(main())
+
+
+def test_pipeline_reads_while_sending_so_it_cannot_deadlock() -> None:
+    """A server that writes all its replies before reading anything: a client that only
+    read after sending everything would block forever once both directions' socket
+    buffers are full (30 MB each way here)."""
+    n = 300_000
+    lens = "x" * 90
+    reply = b"VAL s" + b"y" * 94 + b"\n"
+    got = {}
+
+    def handler(conn: socket.socket) -> None:
+        conn.sendall(reply * n)
+        total = 0
+        expect = n * len(f"AT LENS {lens} 1\n")
+        while total < expect:
+            b = conn.recv(1 << 20)
+            if not b:
+                break
+            total += len(b)
+        got["bytes"] = total
+
+    fake = FakeServer(handler)
+    c = taupy.connect("127.0.0.1", fake.port, timeout=60)
+    replies = c.pipeline([f"AT LENS {lens} 1"] * n)
+    assert len(replies) == n and replies[-1].value == "y" * 94
+    fake.thread.join(30)
+    assert got["bytes"] == n * len(f"AT LENS {lens} 1\n")
