@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -159,6 +160,55 @@ impl Drop for Runtime {
     }
 }
 
+/// Mode of the directories the store creates: the owner only.
+pub const DIR_MODE: u32 = 0o700;
+/// Mode of the files the store creates (WAL, layer files, manifest, temporaries).
+pub const FILE_MODE: u32 = 0o600;
+
+/// Create (or truncate) `path` for writing, readable and writable by the owner only,
+/// whatever mode a leftover file of that name had.
+fn create_private(path: &str) -> std::io::Result<File> {
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(path)?;
+    if f.metadata()?.permissions().mode() & 0o777 != FILE_MODE {
+        f.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))?;
+    }
+    Ok(f)
+}
+
+/// Warnings about a data directory that others can reach: the directory itself or any
+/// entry in it with a group or world permission bit set. The server prints them at start;
+/// it does not change modes it did not create.
+pub fn loose_permissions(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut check = |p: &Path| {
+        if let Ok(m) = std::fs::symlink_metadata(p) {
+            let mode = m.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 && !m.file_type().is_symlink() {
+                out.push(format!(
+                    "{} is accessible to other users (mode {mode:o}; the store wants {:o} for directories, {:o} for files)",
+                    p.display(),
+                    DIR_MODE,
+                    FILE_MODE
+                ));
+            }
+        }
+    };
+    check(dir);
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for p in paths {
+            check(&p);
+        }
+    }
+    out
+}
+
 /// fsync a directory, so that a create, rename or truncate in it survives a crash.
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
@@ -175,7 +225,11 @@ fn parent(path: &str) -> PathBuf {
 fn storage_op(files: &mut BTreeMap<String, File>, op: StorageOp) -> std::io::Result<StorageOut> {
     Ok(match op {
         StorageOp::CreateDir { path } => {
-            std::fs::create_dir_all(&path)?;
+            // Private: the store holds every value and the users' password hashes.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(DIR_MODE)
+                .create(&path)?;
             sync_dir(&parent(&path))?;
             StorageOut::Done
         }
@@ -188,7 +242,7 @@ fn storage_op(files: &mut BTreeMap<String, File>, op: StorageOp) -> std::io::Res
             // Write a temporary file, sync it, rename it over, sync the directory.
             files.remove(&path);
             let tmp = format!("{path}.tmp");
-            let mut f = File::create(&tmp)?;
+            let mut f = create_private(&tmp)?;
             f.write_all(&bytes)?;
             f.sync_all()?;
             std::fs::rename(&tmp, &path)?;
@@ -594,6 +648,38 @@ mod tests {
         let wait = std::time::Duration::from_secs(10);
         // 15 bytes of complete line taken; the partial "SHOW" is still held.
         assert_eq!(prx.recv_timeout(wait).unwrap(), 15);
+    }
+
+    #[test]
+    fn the_store_creates_private_directories_and_files() {
+        let root = std::env::temp_dir().join(format!("tau-io-perm-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dir = root.join("a/data");
+        let d = dir.to_str().unwrap().to_string();
+        let mut files = BTreeMap::new();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        storage_op(&mut files, StorageOp::CreateDir { path: d.clone() }).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&root.join("a")), 0o700);
+        // A leftover temporary with a loose mode does not keep it.
+        let wal = format!("{d}/wal-1.log");
+        std::fs::write(format!("{wal}.tmp"), b"old").unwrap();
+        std::fs::set_permissions(format!("{wal}.tmp"), std::fs::Permissions::from_mode(0o666))
+            .unwrap();
+        let op = StorageOp::Create {
+            path: wal.clone(),
+            bytes: b"header".to_vec(),
+        };
+        storage_op(&mut files, op).unwrap();
+        assert_eq!(mode(Path::new(&wal)), 0o600);
+        assert!(loose_permissions(&dir).is_empty());
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let w = loose_permissions(&dir);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].starts_with(&format!("{d} is accessible to other users (mode 755")));
+        assert!(w[1].starts_with(&format!("{wal} is accessible to other users (mode 644")));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

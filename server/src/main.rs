@@ -57,6 +57,13 @@ fn main() {
     LOG_LEVEL.store(s.log_level as u8, Ordering::Relaxed);
     let key = encryption_key(&s);
 
+    if !s.in_memory {
+        // The store holds every value and the password hashes: it should be private.
+        for w in tau_io::loose_permissions(std::path::Path::new(&s.data_dir)) {
+            log(Level::Warn, format_args!("warning: {w}"));
+        }
+    }
+
     let tls = match &s.tls {
         Tls::Off => None,
         Tls::Files { cert, key } => Some(tls::from_files(cert, key).unwrap_or_else(|e| die(2, e))),

@@ -5,6 +5,8 @@ use futures_rustls::pki_types::pem::PemObject;
 use futures_rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use futures_rustls::rustls::{self, ServerConfig};
 use futures_rustls::TlsAcceptor;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -46,11 +48,24 @@ pub fn self_signed(dir: &Path, extra: &[String]) -> Result<(TlsAcceptor, PathBuf
     }
     let ck = rcgen::generate_simple_self_signed(names)
         .map_err(|e| format!("TLS: cannot generate a certificate: {e}"))?;
-    std::fs::create_dir_all(dir)
+    // The data directory is private (0700), and so is everything in it.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(tau_io::DIR_MODE)
+        .create(dir)
         .map_err(|e| format!("TLS: cannot create {}: {e}", dir.display()))?;
     let path = dir.join("tls-self-signed.pem");
-    std::fs::write(&path, ck.cert.pem())
-        .map_err(|e| format!("TLS: cannot write {}: {e}", path.display()))?;
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(tau_io::FILE_MODE)
+            .open(&path)?;
+        f.set_permissions(std::fs::Permissions::from_mode(tau_io::FILE_MODE))?;
+        f.write_all(ck.cert.pem().as_bytes())
+    };
+    write().map_err(|e| format!("TLS: cannot write {}: {e}", path.display()))?;
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
     Ok((config(vec![ck.cert.der().clone()], key)?, path))
 }

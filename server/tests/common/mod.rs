@@ -52,7 +52,10 @@ pub fn start(args: &[&str]) -> Server {
 }
 
 pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Server {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tau-server"));
+    // TAU_SERVER_BIN runs the tests against another build (e.g. an older one).
+    let bin = std::env::var("TAU_SERVER_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_tau-server").to_string());
+    let mut cmd = Command::new(bin);
     cmd.args(["--bind", "127.0.0.1:0"])
         .args(args)
         .stderr(Stdio::piped());
