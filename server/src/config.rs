@@ -29,7 +29,7 @@ use std::path::PathBuf;
         max_failures, failure_refill_secs\n  \
         [limits]      max_connections, idle_timeout_secs, max_line_bytes,\n                \
         input_window_bytes, output_window_bytes, shutdown_timeout_secs\n  \
-        [metrics]     bind\n\n\
+        [metrics]     bind, lens_labels\n\n\
         Signals: SIGTERM or SIGINT stops accepting, answers statements already received, \
         syncs and exits 0; a second signal exits at once."
 )]
@@ -58,6 +58,10 @@ pub struct Flags {
     /// HTTP address for GET /healthz and GET /metrics (default: off).
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics_bind: Option<String>,
+    /// Also export per-lens metrics labelled with database and lens names (/metrics
+    /// needs no authentication, so names stay out of it unless this is given).
+    #[arg(long)]
+    pub metrics_lens_labels: bool,
     /// TLS certificate chain (PEM); needs --tls-key.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<String>,
@@ -168,6 +172,8 @@ pub struct LimitsFile {
 #[serde(deny_unknown_fields)]
 pub struct MetricsFile {
     pub bind: Option<String>,
+    /// Per-lens gauges labelled with database and lens names.
+    pub lens_labels: Option<bool>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -210,6 +216,7 @@ pub struct Settings {
     pub output_window_bytes: usize,
     pub shutdown_timeout_secs: u64,
     pub metrics_bind: Option<SocketAddr>,
+    pub metrics_lens_labels: bool,
 }
 
 pub fn parse_file(text: &str) -> Result<File, String> {
@@ -241,6 +248,8 @@ pub fn resolve(flags: Flags, file: File) -> Result<Settings, String> {
         .or(file.bind)
         .unwrap_or_else(|| "127.0.0.1:7070".into());
     let metrics_bind = flags.metrics_bind.or(file.metrics.bind);
+    let metrics_lens_labels =
+        flags.metrics_lens_labels || file.metrics.lens_labels.unwrap_or(false);
     let tls = if flags.tls_self_signed {
         Tls::SelfSigned
     } else if let (Some(cert), Some(key)) = (flags.tls_cert, flags.tls_key) {
@@ -324,6 +333,7 @@ pub fn resolve(flags: Flags, file: File) -> Result<Settings, String> {
         metrics_bind: metrics_bind
             .map(|m| addr("metrics address", &m))
             .transpose()?,
+        metrics_lens_labels,
     };
     if s.max_connections == 0 {
         return Err("max_connections must be at least 1".into());

@@ -116,7 +116,7 @@ fn main() {
         })
         .unwrap_or_else(|e| die(1, format_args!("cannot start the signal thread: {e}")));
 
-    let metrics = Arc::new(metrics::Metrics::new());
+    let metrics = Arc::new(metrics::Metrics::new(s.metrics_lens_labels));
     let hooks = {
         let (bytes, syncs, batch) = (
             metrics.wal_bytes.clone(),

@@ -29,7 +29,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Metrics {
+    /// `lens_labels`: also export per-lens gauges labelled with database and lens names.
+    /// Off by default, since `/metrics` is unauthenticated and names are data.
+    pub fn new(lens_labels: bool) -> Metrics {
         let mut r = Registry::with_prefix("tau");
         let connections_active = Gauge::default();
         let connections_total = Counter::default();
@@ -95,7 +97,10 @@ impl Metrics {
             group_commit.clone(),
         );
         let snapshot = Arc::new(Mutex::new(None));
-        r.register_collector(Box::new(EngineCollector(snapshot.clone())));
+        r.register_collector(Box::new(EngineCollector {
+            snapshot: snapshot.clone(),
+            lens_labels,
+        }));
         Metrics {
             registry: r,
             connections_active,
@@ -123,12 +128,15 @@ impl Metrics {
 
 impl Default for Metrics {
     fn default() -> Metrics {
-        Metrics::new()
+        Metrics::new(false)
     }
 }
 
 #[derive(Debug)]
-struct EngineCollector(Arc<Mutex<Option<Snapshot>>>);
+struct EngineCollector {
+    snapshot: Arc<Mutex<Option<Snapshot>>>,
+    lens_labels: bool,
+}
 
 fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
     let m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
@@ -137,7 +145,7 @@ fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fm
 
 impl Collector for EngineCollector {
     fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
-        let Some(s) = self.0.lock().expect("snapshot lock").clone() else {
+        let Some(s) = self.snapshot.lock().expect("snapshot lock").clone() else {
             return Ok(());
         };
         {
@@ -206,6 +214,28 @@ impl Collector for EngineCollector {
             "Size of the current write-ahead-log generation",
             s.store.wal_len as i64,
         )?;
+        // Totals carry no names, so they are always exported.
+        gauge(
+            &mut e,
+            "base_lenses",
+            "Base lenses in all databases",
+            s.lenses.len() as i64,
+        )?;
+        gauge(
+            &mut e,
+            "layers",
+            "Committed layers over all base lenses",
+            s.lenses.iter().map(|l| l.layers as i64).sum(),
+        )?;
+        gauge(
+            &mut e,
+            "lens_runs_max",
+            "The most runs a current-time read of one lens walks (compaction lowers it)",
+            s.lenses.iter().map(|l| l.runs as i64).max().unwrap_or(0),
+        )?;
+        if !self.lens_labels {
+            return Ok(());
+        }
         for (name, help, runs) in [
             ("lens_layers", "Committed layers per base lens", false),
             (
@@ -231,8 +261,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn names_only_with_lens_labels() {
+        for labels in [false, true] {
+            let m = Metrics::new(labels);
+            let mut snap = Snapshot::default();
+            for (lens, layers, runs) in [("secret", 4, 2), ("other", 3, 5)] {
+                snap.lenses.push(tau_engine::stats::LensLayers {
+                    db: "hidden".into(),
+                    lens: lens.into(),
+                    layers,
+                    runs,
+                });
+            }
+            let text = m.render(snap);
+            for want in ["tau_base_lenses 2", "tau_layers 7", "tau_lens_runs_max 5"] {
+                assert!(text.contains(want), "missing {want} in\n{text}");
+            }
+            for name in ["hidden", "secret", "other"] {
+                assert_eq!(text.contains(name), labels, "{name} in\n{text}");
+            }
+        }
+    }
+
+    #[test]
     fn renders_every_family_with_the_prefix() {
-        let m = Metrics::new();
+        let m = Metrics::new(true);
         m.latency.observe(0.001);
         m.group_commit.observe(3.0);
         m.wal_bytes.inc_by(100);

@@ -5,7 +5,7 @@
 //! Set `TAU_SERVER_BIN` to run the probes against another build of the server.
 
 mod common;
-use common::{start, temp_dir, Conn};
+use common::{http_get, start, temp_dir, Conn};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -85,4 +85,32 @@ fn the_data_directory_is_private() {
         )),
         "{log}"
     );
+}
+
+// ---------------------------------------------------------------- /metrics (item 12)
+
+#[test]
+fn metrics_show_no_names_unless_asked() {
+    for labels in [false, true] {
+        let mut args = vec!["--in-memory", "--metrics-bind", "127.0.0.1:0"];
+        if labels {
+            args.push("--metrics-lens-labels");
+        }
+        let server = start(&args);
+        let mut c = Conn::new(&server.addr);
+        for s in [
+            "CREATE DATABASE secretdb",
+            "USE DATABASE secretdb",
+            "CREATE LENS secretlens int",
+            "APPEND LENS secretlens 0 1 1",
+        ] {
+            assert_eq!(c.ask(s), "OK");
+        }
+        let (code, text) = http_get(server.metrics.as_deref().unwrap(), "/metrics");
+        assert_eq!(code, 200);
+        assert_eq!(text.contains("secretdb"), labels, "{text}");
+        assert_eq!(text.contains("secretlens"), labels, "{text}");
+        assert!(text.contains("tau_layers 1\n"), "{text}");
+        assert!(text.contains("tau_base_lenses 1\n"), "{text}");
+    }
 }
