@@ -1,7 +1,7 @@
 //! The TauQL syntax tree and its printer.
 //!
-//! The printer emits canonical TauQL (upper-case keywords, fully parenthesised
-//! expressions) so that `parse(print(s)) == s` holds for every statement: that law is a
+//! The printer emits canonical TauQL (upper-case keywords, expressions parenthesised only
+//! where the tree needs it, so never nested deeper than any input that parses to them) so that `parse(print(s)) == s` holds for every statement: that law is a
 //! property test, and it is what lets logs and the WAL debugging tools show statements.
 
 use crate::value::{Type, Value};
@@ -243,6 +243,18 @@ impl BinOp {
             BinOp::Rem => "%",
         }
     }
+
+    /// Binding strength, as the parser's precedence levels (higher binds tighter).
+    pub fn precedence(self) -> u8 {
+        match self {
+            BinOp::Or => 0,
+            BinOp::And => 1,
+            BinOp::Eq | BinOp::Ne => 2,
+            BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => 3,
+            BinOp::Add | BinOp::Sub => 4,
+            BinOp::Mul | BinOp::Div | BinOp::Rem => 5,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -316,10 +328,32 @@ impl Display for Expr {
         match self {
             Expr::Lit(v) => write_literal(f, v),
             Expr::Lens(n) => f.write_str(n),
-            // `-(e)` and never `-e`: `-5` would read back as the literal -5.
-            Expr::Neg(e) => write!(f, "-({e})"),
-            Expr::Not(e) => write!(f, "!({e})"),
-            Expr::Bin(op, a, b) => write!(f, "({a} {} {b})", op.symbol()),
+            // `- e` with a space: `-5` would read back as the literal -5. Parentheses only
+            // where the tree needs them, so that printing never nests deeper than the input
+            // did (the parser bounds nesting, and whatever it accepted must read back).
+            Expr::Neg(e) => write_operand(f, "- ", e),
+            Expr::Not(e) => write_operand(f, "! ", e),
+            Expr::Bin(op, a, b) => {
+                // Left-associative: a left operand of lower precedence needs parentheses,
+                // a right operand of lower or equal precedence too.
+                let p = op.precedence();
+                let paren = |e: &Expr, strict: bool| match e {
+                    Expr::Bin(o, ..) => o.precedence() < p || (strict && o.precedence() == p),
+                    _ => false,
+                };
+                let (pa, pb) = (paren(a, false), paren(b, true));
+                let open = |x: bool| if x { "(" } else { "" };
+                let close = |x: bool| if x { ")" } else { "" };
+                write!(
+                    f,
+                    "{}{a}{} {} {}{b}{}",
+                    open(pa),
+                    close(pa),
+                    op.symbol(),
+                    open(pb),
+                    close(pb)
+                )
+            }
             Expr::Roll {
                 func,
                 lens,
@@ -327,6 +361,14 @@ impl Display for Expr {
                 rel_end,
             } => write!(f, "{}({lens}, {rel_start}, {rel_end})", func.name()),
         }
+    }
+}
+
+/// A unary operator and its operand, parenthesised only when it is a binary expression.
+fn write_operand(f: &mut Formatter<'_>, op: &str, e: &Expr) -> fmt::Result {
+    match e {
+        Expr::Bin(..) => write!(f, "{op}({e})"),
+        _ => write!(f, "{op}{e}"),
     }
 }
 

@@ -272,6 +272,11 @@ pub fn check_refs(db: &Database, expr: &Expr) -> Res<()> {
 }
 
 fn derive_check(db: &Database, name: &str, expr: &Expr) -> Res<Ty> {
+    // The WAL stores the expression as text: whatever is accepted must read back, or the
+    // store could not be replayed (a 66-term sum once made a store that never restarted).
+    if !crate::codec::expr_round_trips(expr) {
+        return Err("invalid expression: too complex to store".into());
+    }
     check_refs(db, expr)?;
     let deps = deps_of(expr);
     match db.lenses.get(name) {

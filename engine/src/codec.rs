@@ -160,6 +160,19 @@ pub fn encode_append_unit(written_at: i64, db: &str, lens: &str, ty: Type, segs:
     o.0
 }
 
+/// A derived expression as the WAL stores it (its printed text), read back.
+fn parse_expr(text: &str) -> Option<crate::ast::Expr> {
+    match crate::parse::parse(&format!("DERIVE LENS x AS {text}")) {
+        Ok(Statement::Derive { expr, .. }) => Some(expr),
+        _ => None,
+    }
+}
+
+/// Does `expr` survive the WAL's encoding (print, then parse) unchanged?
+pub fn expr_round_trips(expr: &crate::ast::Expr) -> bool {
+    parse_expr(&expr.to_string()).as_ref() == Some(expr)
+}
+
 pub fn encode(unit: &CommitUnit) -> Vec<u8> {
     let mut o = Out(Vec::with_capacity(64));
     o.i64(unit.written_at);
@@ -253,10 +266,14 @@ pub fn decode(bytes: &[u8]) -> Result<CommitUnit, String> {
                 let db = r.string()?;
                 let name = r.string()?;
                 let text = r.string()?;
-                let expr = match crate::parse::parse(&format!("DERIVE LENS x AS {text}")) {
-                    Ok(Statement::Derive { expr, .. }) => expr,
-                    _ => return Err(format!("unparsable derived expression {text:?}")),
-                };
+                let expr = parse_expr(&text).ok_or_else(|| {
+                    // The text can be long: the start says which expression it was.
+                    let head: String = text.chars().take(80).collect();
+                    format!(
+                        "unparsable derived expression ({} bytes) {head:?}...",
+                        text.len()
+                    )
+                })?;
                 Op::Derive { db, name, expr }
             }
             6 => {

@@ -187,7 +187,15 @@ struct Parser<'a> {
     toks: Vec<Tok>,
     i: usize,
     depth: usize,
+    /// Expression nodes built so far in this statement (see [`MAX_EXPR_NODES`]).
+    nodes: usize,
 }
+
+/// The most operators and operands one statement's expressions may hold. Evaluation,
+/// type checking, printing and dropping an expression recurse over its tree, so the tree
+/// must be bounded in size as well as in nesting: a 200,000-term `x + x + ... + x` is a
+/// left-deep chain 200,000 levels high that overflowed a job thread's stack.
+pub const MAX_EXPR_NODES: usize = 1024;
 
 type PResult<T> = Result<T, ParseError>;
 
@@ -683,6 +691,7 @@ impl<'a> Parser<'a> {
         'outer: loop {
             for (sym, op) in LEVELS[level] {
                 if self.eat_sym(sym) {
+                    self.node()?;
                     let rhs = self.binary(level + 1)?;
                     lhs = Expr::Bin(*op, Box::new(lhs), Box::new(rhs));
                     continue 'outer;
@@ -690,6 +699,15 @@ impl<'a> Parser<'a> {
             }
             return Ok(lhs);
         }
+    }
+
+    /// Count one expression node against [`MAX_EXPR_NODES`].
+    fn node(&mut self) -> PResult<()> {
+        self.nodes += 1;
+        if self.nodes > MAX_EXPR_NODES {
+            return self.fail("a smaller expression (at most 1024 operators and operands)");
+        }
+        Ok(())
     }
 
     /// Enter one level of nesting (a parenthesis or a unary operator). A limit on
@@ -703,6 +721,7 @@ impl<'a> Parser<'a> {
     }
 
     fn unary(&mut self) -> PResult<Expr> {
+        self.node()?;
         if self.negative_number_ahead() {
             return Ok(Expr::Lit(self.literal()?));
         }
@@ -807,6 +826,7 @@ fn parse_auth(line: &str) -> PResult<Statement> {
             toks: lex(line)?,
             i: 0,
             depth: 0,
+            nodes: 0,
         };
         // Skip AUTH and the user name: the password string is the third token.
         p.i = 2;
@@ -842,6 +862,7 @@ pub fn parse(line: &str) -> Result<Statement, ParseError> {
         toks: lex(line)?,
         i: 0,
         depth: 0,
+        nodes: 0,
     };
     p.statement()
 }

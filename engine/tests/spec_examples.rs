@@ -584,3 +584,58 @@ fn a_truncated_append_is_never_run_however_the_connection_ends() {
     assert_eq!(d.take_lines(1), vec!["RANGE 0", "LAYERS 0"]);
     assert_eq!(d.engine.stats().partial_lines_discarded, 3);
 }
+
+#[test]
+fn long_expressions_are_accepted_up_to_the_bound_and_survive_a_restart() {
+    // Tau 0.1 accepted a 66-term DERIVE and then could not replay it (printed with one
+    // parenthesis level per term, past the parser's nesting bound): the store never
+    // started again. Now any accepted expression reads back, and past 1024 operators and
+    // operands a statement is a parse error.
+    let cfg = Config {
+        argon2: Argon2Params::TEST,
+        storage: Some(tau_engine::durable::StorageConfig::new("/data")),
+        ..Config::default()
+    };
+    let mut d = SyncDriver::new(cfg.clone());
+    d.open(1);
+    for s in [
+        "CREATE DATABASE db",
+        "USE DATABASE db",
+        "CREATE LENS x int",
+        "APPEND LENS x 0 10 1",
+    ] {
+        assert_eq!(d.line(1, s), "OK");
+    }
+    let sum = |n: usize| vec!["x"; n].join(" + ");
+    assert_eq!(d.line(1, &format!("DERIVE LENS d66 AS {}", sum(66))), "OK");
+    assert_eq!(
+        d.line(1, &format!("DERIVE LENS d512 AS {}", sum(512))),
+        "OK"
+    );
+    let nested = format!("{}x{}", "-(".repeat(30), ")".repeat(30));
+    assert_eq!(d.line(1, &format!("DERIVE LENS neg AS {nested} * 2")), "OK");
+    let too_long = d.line(1, &format!("DERIVE LENS big AS {}", sum(513)));
+    assert!(
+        too_long.starts_with("ERR parse error at column"),
+        "{too_long}"
+    );
+    assert!(too_long.contains("smaller expression"), "{too_long}");
+    // A 200,000-term WHERE (about 800 KB, under the line limit) is refused, not a crash.
+    let huge = d.line(1, &format!("RANGE LENS x 0 10 WHERE {} > 0", sum(200_000)));
+    assert!(
+        huge.starts_with("ERR parse error at column"),
+        "{}",
+        &huge[..60]
+    );
+    assert_eq!(
+        d.line(1, &format!("RANGE LENS x 0 10 WHERE {} > 0", sum(500))),
+        "RANGE 1; 0:10:i1"
+    );
+    let mut r = SyncDriver::with_files(cfg, d.files);
+    assert!(r.fatal.is_none(), "{:?}", r.fatal);
+    r.open(1);
+    assert_eq!(r.line(1, "USE DATABASE db"), "OK");
+    assert_eq!(r.line(1, "AT LENS d66 5"), "VAL i66");
+    assert_eq!(r.line(1, "AT LENS d512 5"), "VAL i512");
+    assert_eq!(r.line(1, "AT LENS neg 5"), "VAL i2");
+}
