@@ -54,11 +54,14 @@ def int_fields(x: Any) -> Optional[Any]:
     width = int((nd + neg).max()) if n else 1
     out = np.empty((n, width), dtype=np.uint8)
     ten = np.uint64(10)
+    all_digits = int(nd.min()) if n else 0  # positions where every row has a digit
     for j in range(width):
-        digit = (cur % ten).astype(np.uint8) + _ZERO
-        ch = np.where(j < nd, digit, np.where(neg & (j == nd), _MINUS, _SPACE))
+        cur, digit = np.divmod(cur, ten)
+        ch = digit.astype(np.uint8)
+        ch += _ZERO
+        if j >= all_digits:
+            ch = np.where(j < nd, ch, np.where(neg & (j == nd), _MINUS, _SPACE))
         out[:, width - 1 - j] = ch
-        cur //= ten
     return out
 
 
@@ -119,8 +122,14 @@ def _decimal_digits(v: Any) -> Tuple[Any, Any, Any]:
             todo = todo[~good]
         d = np.floor(np.log10(np.where(zero, 1.0, a))).astype(np.int64)
         # 1. at most 15 significant digits, then trailing zeros dropped: the shortest form
+        # (skipped when a sample says that hardly any value has one)
         k15 = 14 - d
         idx = todo[(k15[todo] >= 0) & (k15[todo] <= 22)]
+        probe = idx[:256]
+        if len(probe):
+            qs = np.rint(a[probe] * _POW10_F[k15[probe]])
+            if ((qs < _TWO53) & (qs / _POW10_F[k15[probe]] == a[probe])).mean() < 0.25:
+                idx = idx[:0]
         ks = k15[idx]
         qq = np.rint(a[idx] * _POW10_F[ks])
         good = (qq < _TWO53) & (qq / _POW10_F[ks] == a[idx])
@@ -147,6 +156,11 @@ def _decimal_digits(v: Any) -> Tuple[Any, Any, Any]:
         q[hit] = (qi.astype(np.int64) + adj).astype(np.uint64)
         k[hit] = ks[good]
         ok[hit] = True
+        strip = hit[(k[hit] > 1) & (q[hit] % ten == 0)]
+        while len(strip):
+            q[strip] //= ten
+            k[strip] -= 1
+            strip = strip[(k[strip] > 1) & (q[strip] % ten == 0)]
     # k == 0 is written with one fraction digit ("20.0", never the int literal "20")
     need = ok & (k == 0)
     q[need] *= ten
@@ -173,15 +187,24 @@ def float_fields(v: Any) -> Any:
         width = max(width, max(map(len, reprs)))
     out = np.empty((n, width), dtype=np.uint8)
     ten = np.uint64(10)
+    frac_all = int(kp.min()) if n else 0  # positions that are a fraction digit in every row
+    lim = kp + ip
+    signpos = np.where(neg, lim + 1, -1)
     for j in range(width):
-        is_dot = j == kp
-        in_digits = (j < kp) | ((j > kp) & (j <= kp + ip))
-        digit = (cur % ten).astype(np.uint8) + _ZERO
-        ch = np.where(
-            is_dot, _DOT, np.where(in_digits, digit, np.where(neg & (j == kp + 1 + ip), _MINUS, _SPACE))
-        )
+        if j < frac_all:
+            cur, digit = np.divmod(cur, ten)
+            ch = digit.astype(np.uint8)
+            ch += _ZERO
+        else:
+            is_dot = j == kp
+            nxt, digit = np.divmod(cur, ten)
+            ch = digit.astype(np.uint8)
+            ch += _ZERO
+            ch = np.where(
+                is_dot, _DOT, np.where(j <= lim, ch, np.where(j == signpos, _MINUS, _SPACE))
+            )
+            cur = np.where(is_dot, cur, nxt)
         out[:, width - 1 - j] = ch
-        cur = np.where(is_dot, cur, cur // ten)
     if len(fallback):
         fb = np.array([r.rjust(width) for r in reprs], dtype=f"S{width}")
         out[fallback] = fb.view(np.uint8).reshape(len(fallback), width)
