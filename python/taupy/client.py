@@ -408,11 +408,51 @@ class Client:
         """Like :meth:`range`, as a ``pandas.DataFrame`` with columns ``start``, ``end``
         (int64) and ``value`` (int64, float64, bool, object for str/bytes; pandas nullable
         dtypes where a stored null occurs). Needs the ``pandas`` extra."""
-        from .pandas_support import frame_from_line
+        from .pandas_support import frame_from_arrays, frame_from_line
 
         stmt = P.range_(lens, start, end, as_of, layer, where, limit, offset)
         self._send((stmt + "\n").encode("utf-8"))
-        return frame_from_line(self._read_line_bytes(), stmt)
+        arrays, line = self._read_range_streaming()
+        if arrays is not None:
+            return frame_from_arrays(*arrays)
+        return frame_from_line(line, stmt)
+
+    def _read_range_streaming(self) -> Any:
+        """Read one reply line; if it is a RANGE reply, parse its records column-wise in
+        segments while the rest arrives. Returns ``(arrays, None)`` or ``(None, line)``."""
+        from . import npfast
+
+        buf = self._buf
+        while buf.find(b"; ", 0, 64) < 0 and buf.find(b"\n", 0, 64) < 0 and len(buf) < 64:
+            self._fill()
+        head_end = buf.find(b"; ", 0, 64)
+        nl = buf.find(b"\n", 0, 64)
+        if not buf.startswith(b"RANGE ") or head_end < 0 or (0 <= nl < head_end):
+            return None, self._read_line_bytes()
+        try:
+            n = int(bytes(buf[6:head_end]))
+        except ValueError:
+            return None, self._read_line_bytes()
+        asm = npfast.RangeAssembler()
+        done = head_end + 2  # records before this offset are parsed
+        scan = done
+        segment = 1 << 20
+        while True:
+            nl = buf.find(b"\n", scan)
+            if nl >= 0:
+                asm.add(bytes(buf[done:nl]))
+                got = asm.result(n)
+                line = bytes(buf[:nl]) if got is None else b""
+                del buf[: nl + 1]
+                self._scan = 0
+                return (None, line) if got is None else (got, None)
+            scan = len(buf)
+            if not asm.failed and scan - done >= segment:
+                cut = buf.rfind(b"; ", done, scan)
+                if cut > done:
+                    asm.add(bytes(buf[done:cut]))
+                    done = cut + 2
+            self._fill()
 
     def reduce(
         self,

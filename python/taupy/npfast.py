@@ -358,19 +358,10 @@ def _correct_quotient(q: Any, k: Any, r: Any) -> Tuple[Any, Any]:
     return r, sure
 
 
-def range_arrays(line: bytes) -> Optional[Tuple[Any, Any, Any, str]]:
-    """``(starts, ends, values, kind)`` NumPy arrays from a ``RANGE`` reply line (bytes,
-    without the newline) whose values are all floats (``kind == "f"``) or all ints
-    (``"i"``); ``None`` for any other reply (the caller takes the general path)."""
-    if not line.startswith(b"RANGE "):
-        return None
-    head, sep, body = line.partition(b"; ")
-    try:
-        n = int(head[6:])
-    except ValueError:
-        return None
-    if n == 0 or not sep:
-        return None
+def records_arrays(body: bytes) -> Optional[Tuple[Any, Any, Any, str]]:
+    """``(starts, ends, values, kind)`` of RANGE records ``s:e:v; s:e:v`` (no head) whose
+    values are all floats (``kind == "f"``) or all ints (``"i"``); ``None`` otherwise."""
+    n = body.count(b"; ") + 1
     if body.count(b":f") == n:
         kind = "f"
     elif body.count(b":i") == n:
@@ -400,3 +391,53 @@ def range_arrays(line: bytes) -> Optional[Tuple[Any, Any, Any, str]]:
     except Malformed:
         return None
     return starts, ends, values, kind
+
+
+def range_arrays(line: bytes) -> Optional[Tuple[Any, Any, Any, str]]:
+    """``(starts, ends, values, kind)`` NumPy arrays from a ``RANGE`` reply line (bytes,
+    without the newline) whose values are all floats (``kind == "f"``) or all ints
+    (``"i"``); ``None`` for any other reply (the caller takes the general path)."""
+    if not line.startswith(b"RANGE "):
+        return None
+    head, sep, body = line.partition(b"; ")
+    try:
+        n = int(head[6:])
+    except ValueError:
+        return None
+    if n == 0 or not sep:
+        return None
+    got = records_arrays(body)
+    if got is None or len(got[0]) != n:
+        return None
+    return got
+
+
+class RangeAssembler:
+    """Parses a RANGE reply segment by segment while the rest is still arriving (so the
+    client's parsing overlaps the server's sending). Feed complete records with
+    :meth:`add`; :meth:`result` gives the arrays, or ``None`` if some segment was not
+    uniform (then parse the whole line the general way)."""
+
+    def __init__(self) -> None:
+        self.parts: List[Tuple[Any, Any, Any, str]] = []
+        self.failed = False
+
+    def add(self, segment: bytes) -> None:
+        if self.failed or not segment:
+            return
+        got = records_arrays(segment)
+        if got is None or (self.parts and got[3] != self.parts[0][3]):
+            self.failed = True
+            self.parts = []
+            return
+        self.parts.append(got)
+
+    def result(self, n: int) -> Optional[Tuple[Any, Any, Any, str]]:
+        if self.failed or not self.parts:
+            return None
+        s = np.concatenate([p[0] for p in self.parts])
+        if len(s) != n:
+            return None
+        e = np.concatenate([p[1] for p in self.parts])
+        v = np.concatenate([p[2] for p in self.parts])
+        return s, e, v, self.parts[0][3]

@@ -88,6 +88,12 @@ def frame_from_raw(raw: str, statement: Optional[str] = None) -> Any:
     return frame(starts, ends, values, kind)
 
 
+def frame_from_arrays(starts: Any, ends: Any, values: Any, kind: str = "") -> Any:
+    """A DataFrame from int64 start/end arrays and a typed value array."""
+    pd = _pd()
+    return pd.DataFrame({"start": starts, "end": ends, "value": values}, copy=False)
+
+
 def frame_from_line(line: bytes, statement: Optional[str] = None) -> Any:
     """A DataFrame from an undecoded ``RANGE`` line: all-float and all-int replies are
     parsed column-wise (:mod:`taupy.npfast`), anything else value by value."""

@@ -327,3 +327,27 @@ def test_cannot_connect() -> None:
     s.close()  # nothing listens there now
     with pytest.raises(taupy.TauConnectionError):
         taupy.connect("127.0.0.1", port, timeout=5)
+
+
+def test_range_df_streams_big_replies_and_falls_back_on_nulls(client: taupy.Client) -> None:
+    np = pytest.importorskip("numpy")
+    pd = pytest.importorskip("pandas")
+    n = 120_000  # a reply of several MB, parsed in segments while it arrives
+    s = np.arange(n, dtype=np.int64) * 3 - 1000
+    v = np.random.default_rng(5).normal(size=n)
+    client.create_lens("x", float)
+    client.batch_append("x", s, s + 2, v)
+    df = client.range_df("x", -10_000, 10**9)
+    assert df["start"].tolist() == s.tolist() and df["end"].tolist() == (s + 2).tolist()
+    assert (df["value"].to_numpy() == v).all()
+    # one stored null far into the reply: the column-wise path gives way to the general one
+    client.append("x", [(int(s[100_000]), int(s[100_000]) + 1, None)])
+    df = client.range_df("x", -10_000, 10**9)
+    assert len(df) == n + 1 and str(df["value"].dtype) == "Float64"
+    assert df["value"][100_000] is pd.NA and df["value"][100_001] == v[100_000]
+    assert df["value"][5] == v[5]
+    with pytest.raises(taupy.UnknownLens):
+        client.range_df("nope", 0, 10)
+    with pytest.raises(taupy.InvalidRange):
+        client.range_df("x", 10, 0)
+    assert client.range_df("x", 10**9, 10**9 + 1).empty
