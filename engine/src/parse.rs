@@ -906,12 +906,43 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(expr.to_string(), "(((temp * 9.0) / 5.0) + 32.0)");
+        // ((temp * 9.0) / 5.0) + 32.0
+        let Expr::Bin(BinOp::Add, lhs, _) = &expr else {
+            panic!("{expr:?}")
+        };
+        let Expr::Bin(BinOp::Div, inner, _) = &**lhs else {
+            panic!("{lhs:?}")
+        };
+        assert!(matches!(&**inner, Expr::Bin(BinOp::Mul, ..)), "{inner:?}");
+        assert_eq!(expr.to_string(), "temp * 9.0 / 5.0 + 32.0");
         let Statement::Derive { expr, .. } = parse("DERIVE LENS f AS a -5 < -b || !c").unwrap()
         else {
             panic!()
         };
-        assert_eq!(expr.to_string(), "(((a - 5) < -(b)) || !(c))");
+        assert_eq!(expr.to_string(), "a - 5 < - b || ! c");
+        // Parentheses are printed exactly where the tree needs them.
+        for (input, printed) in [
+            ("a - (b - c)", "a - (b - c)"),
+            ("(a - b) - c", "a - b - c"),
+            ("(a + b) * c", "(a + b) * c"),
+            ("a * (b + c) % 2", "a * (b + c) % 2"),
+            ("-(a + b)", "- (a + b)"),
+            ("- -5", "- -5"),
+            ("x - -5", "x - -5"),
+            ("!(a && b) || c", "! (a && b) || c"),
+        ] {
+            let Statement::Derive { expr, .. } =
+                parse(&format!("DERIVE LENS f AS {input}")).unwrap()
+            else {
+                panic!()
+            };
+            assert_eq!(expr.to_string(), printed, "{input}");
+            let back = parse(&format!("DERIVE LENS f AS {printed}")).unwrap();
+            assert!(
+                matches!(back, Statement::Derive { expr: ref e, .. } if *e == expr),
+                "{input}"
+            );
+        }
     }
 
     #[test]

@@ -10,6 +10,10 @@
 //!         = nonce(12) || AES-256-GCM(zstd(commit unit))   with a key (fresh nonce per record)
 //! ```
 //!
+//! The top bit of `len` says the commit unit is stored as is, not as a zstd frame: a
+//! single-row commit (about 60 bytes) does not compress, and decompressing a tiny frame
+//! cost more than the rest of its replay.
+//!
 //! Format 1 (Tau 0.1: a 16-byte header without the first sequence, records
 //! `[len u32][crc32 u32][payload]`) is still read, and appended to until the next
 //! checkpoint starts a format-2 file.
@@ -53,6 +57,8 @@ const RECORD_HEAD: usize = 20;
 const RECORD_HEAD_V1: usize = 8;
 const NONCE_LEN: usize = 12;
 const FLAG_ENCRYPTED: u32 = 1;
+/// In a format-2 record's length: the payload is the unit itself, not a zstd frame.
+const RAW_BIT: u32 = 1 << 31;
 /// zstd level: fast, and most of the gain for interval data.
 const ZSTD_LEVEL: i32 = 3;
 /// The largest payload a record may declare; anything bigger is damage, not data.
@@ -165,7 +171,12 @@ pub fn encode_record_with(
             plain.len()
         ));
     }
-    let compressed = z.0.compress(plain).expect("zstd compresses any input");
+    let mut compressed = z.0.compress(plain).expect("zstd compresses any input");
+    // Format 2 stores a unit that does not shrink as is (flagged in the length's top bit).
+    let raw = version == VERSION && compressed.len() >= plain.len();
+    if raw {
+        compressed = plain.to_vec();
+    }
     let payload = match key {
         None => compressed,
         Some(k) => {
@@ -182,7 +193,8 @@ pub fn encode_record_with(
     }
     let crc = crc32fast::hash(&payload);
     let mut out = Vec::with_capacity(RECORD_HEAD + payload.len());
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    let len = payload.len() as u32 | if raw { RAW_BIT } else { 0 };
+    out.extend_from_slice(&len.to_le_bytes());
     if version == VERSION_1 {
         out.extend_from_slice(&crc.to_le_bytes());
     } else {
@@ -205,10 +217,18 @@ fn record_head(version: u32) -> usize {
     }
 }
 
-/// An intact record at `o`: (payload, its sequence number; format 1 has none).
-fn intact(file: &[u8], o: usize, version: u32) -> Option<(&[u8], Option<u64>)> {
+/// An intact record at `o`: (payload, its sequence number (format 1 has none), whether
+/// the payload is stored raw).
+fn intact(file: &[u8], o: usize, version: u32) -> Option<(&[u8], Option<u64>, bool)> {
     let head = file.get(o..o.checked_add(record_head(version))?)?;
-    let len = u32::from_le_bytes(head[..4].try_into().ok()?) as usize;
+    let mut len = u32::from_le_bytes(head[..4].try_into().ok()?);
+    let raw = version == VERSION && len & RAW_BIT != 0;
+    len &= if version == VERSION {
+        !RAW_BIT
+    } else {
+        u32::MAX
+    };
+    let len = len as usize;
     let (crc, seq) = if version == VERSION_1 {
         (u32::from_le_bytes(head[4..8].try_into().ok()?), None)
     } else {
@@ -225,7 +245,7 @@ fn intact(file: &[u8], o: usize, version: u32) -> Option<(&[u8], Option<u64>)> {
     }
     let at = o + record_head(version);
     let payload = file.get(at..at.checked_add(len)?)?;
-    (crc32fast::hash(payload) == crc).then_some((payload, seq))
+    (crc32fast::hash(payload) == crc).then_some((payload, seq, raw))
 }
 
 /// One intact record of a log.
@@ -341,7 +361,7 @@ impl<'a> Reader<'a> {
             self.tail = Some(Tail::Clean);
             return Ok(None);
         }
-        let Some((payload, seq)) = intact(file, o, self.version) else {
+        let Some((payload, seq, raw)) = intact(file, o, self.version) else {
             // Torn tail, unless some intact record follows (then it is corruption).
             let version = self.version;
             let later = (o + 1..file.len()).find(|&q| intact(file, q, version).is_some());
@@ -385,6 +405,19 @@ impl<'a> Reader<'a> {
                 )
             }
         };
+        let next = o + record_head(self.version) + payload.len();
+        if raw {
+            if compressed.len() > PLAIN_MAX {
+                return Err(err(o, "raw record over the size limit"));
+            }
+            self.at = next;
+            self.next_seq += 1;
+            return Ok(Some(Record {
+                offset: o,
+                seq,
+                plain: compressed.into_owned(),
+            }));
+        }
         // Size the buffer from the frame's own declaration, within the hard cap: a damaged
         // or hostile length can neither allocate without bound nor be trusted blindly
         // (decompression fails if the frame holds more than it declared).
@@ -412,7 +445,7 @@ impl<'a> Reader<'a> {
         if plain.len() != size {
             return Err(err(o, "record decodes to fewer bytes than it declares"));
         }
-        self.at = o + record_head(self.version) + payload.len();
+        self.at = next;
         self.next_seq += 1;
         Ok(Some(Record {
             offset: o,
