@@ -107,13 +107,22 @@ fn int_field(text: &str, what: &str) -> Res<i64> {
 }
 
 /// Parse `start,end,value` lines (`#` comments and blank lines skipped) into one
-/// validated write; errors name the 1-based line number. A record is one line.
+/// validated write; errors name the 1-based line number. A record is one line, and every
+/// line ends with `\n`: a last line without one may be cut short (a file still being
+/// written), so it is refused, like a statement line without its newline.
 pub fn parse_csv(data: &[u8], path: &str, lens: &str, ty: Type) -> Res<Option<Segs>> {
     let text = std::str::from_utf8(data)
         .map_err(|_| format!("cannot read {path}: stream did not contain valid UTF-8"))?;
     let mut rows = Vec::new();
+    // Index of the piece after the last `\n`: empty unless the last line is unterminated.
+    let last = data.iter().filter(|&&b| b == b'\n').count();
     for (i, raw) in text.split('\n').enumerate() {
         let n = i + 1;
+        if i == last && !raw.is_empty() {
+            return Err(format!(
+                "line {n}: no newline at the end of the file (cut short?)"
+            ));
+        }
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         let t = line.trim_matches([' ', '\t']);
         if t.is_empty() || t.starts_with('#') {
@@ -174,6 +183,13 @@ mod tests {
         assert_eq!(e, "line 1: unterminated quoted field");
         let e = parse_csv(b"0,10,1\n5,x,1\n", "f", "t", Type::Int).unwrap_err();
         assert_eq!(e, "line 2: invalid end");
+        let e = parse_csv(b"0,10,1\n10,20,137", "f", "t", Type::Int).unwrap_err();
+        assert_eq!(e, "line 2: no newline at the end of the file (cut short?)");
+        let e = parse_csv(b"0,10,x\n10,20,137", "f", "t", Type::Int).unwrap_err();
+        assert_eq!(e, "line 1: invalid value");
+        let e = parse_csv(b"# only a comment", "f", "t", Type::Int).unwrap_err();
+        assert_eq!(e, "line 1: no newline at the end of the file (cut short?)");
+        assert!(parse_csv(b"", "f", "t", Type::Int).unwrap().is_none());
         let e = parse_csv(b"\xff", "f", "t", Type::Int).unwrap_err();
         assert_eq!(e, "cannot read f: stream did not contain valid UTF-8");
         let s = parse_csv(

@@ -102,16 +102,80 @@ pub fn os_seed() -> u64 {
     h.finish()
 }
 
+/// Limits of the runtime itself (the engine's are in its `Config`).
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// The largest file COPY reads; a larger one is refused before a byte of it is read.
+    /// The whole file is held in memory while it is parsed, so this bounds COPY's memory.
+    pub copy_bytes_max: u64,
+}
+
+impl Limits {
+    pub const COPY_BYTES_MAX: u64 = 64 << 20;
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            copy_bytes_max: Limits::COPY_BYTES_MAX,
+        }
+    }
+}
+
 /// Read a COPY file, refusing anything whose real path (symlinks resolved) leaves the
-/// import directory: the engine's check is on the path text only.
-fn read_import(import_dir: Option<&Path>, path: &str) -> Result<Vec<u8>, String> {
+/// import directory (the engine's check is on the path text only), anything that is not
+/// a regular file (a FIFO would block a worker forever, a device such as /dev/zero would
+/// never end), and a file larger than `max_bytes`. The type and size come from the file
+/// as opened (fstat), and exactly the size seen then is read: a file still being appended
+/// to yields the prefix it had, which the engine refuses if it ends inside a line.
+fn read_import(import_dir: Option<&Path>, path: &str, max_bytes: u64) -> Result<Vec<u8>, String> {
     let dir = import_dir.ok_or("no import directory")?;
     let real = std::fs::canonicalize(path).map_err(|e| e.to_string())?;
     let real_dir = std::fs::canonicalize(dir).map_err(|e| e.to_string())?;
     if !real.starts_with(&real_dir) {
         return Err("path outside the import directory".into());
     }
-    std::fs::read(&real).map_err(|e| e.to_string())
+    // O_NONBLOCK: opening a FIFO must not wait for a writer. O_NOFOLLOW: the last
+    // component must not have become a symlink since it was resolved.
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(&real)
+        .map_err(|e| e.to_string())?;
+    let meta = f.metadata().map_err(|e| e.to_string())?;
+    let ft = meta.file_type();
+    if !ft.is_file() {
+        use std::os::unix::fs::FileTypeExt;
+        let what = if ft.is_dir() {
+            "a directory"
+        } else if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_socket() {
+            "a socket"
+        } else if ft.is_char_device() || ft.is_block_device() {
+            "a device"
+        } else {
+            "not a file"
+        };
+        return Err(format!("not a regular file ({what})"));
+    }
+    let len = meta.len();
+    if len > max_bytes {
+        return Err(format!(
+            "file too large ({len} bytes; COPY reads at most {max_bytes} bytes)"
+        ));
+    }
+    let mut data = Vec::with_capacity(len as usize);
+    (&f).take(len)
+        .read_to_end(&mut data)
+        .map_err(|e| e.to_string())?;
+    if (data.len() as u64) < len {
+        return Err(format!(
+            "file shrank while being read ({len} bytes at open, {} read)",
+            data.len()
+        ));
+    }
+    Ok(data)
 }
 
 /// The engine thread: owns the engine, serialises every event through `step`.
@@ -126,12 +190,16 @@ impl Runtime {
     }
 
     pub fn start_with(cfg: Config, hooks: Hooks) -> Runtime {
+        Runtime::start_limited(cfg, hooks, Limits::default())
+    }
+
+    pub fn start_limited(cfg: Config, hooks: Hooks, limits: Limits) -> Runtime {
         let (tx, rx) = channel::<Input>();
         let loop_tx = tx.clone();
         let handle = std::thread::Builder::new()
             .name("tau-engine".into())
             .stack_size(STACK_BYTES)
-            .spawn(move || engine_loop(cfg, hooks, rx, loop_tx))
+            .spawn(move || engine_loop(cfg, hooks, limits, rx, loop_tx))
             .expect("spawn the engine thread");
         Runtime {
             tx,
@@ -232,6 +300,17 @@ fn storage_op(files: &mut BTreeMap<String, File>, op: StorageOp) -> std::io::Res
                 .create(&path)?;
             sync_dir(&parent(&path))?;
             StorageOut::Done
+        }
+        StorageOp::List { path } => {
+            let mut names = Vec::new();
+            for entry in std::fs::read_dir(&path)? {
+                let entry = entry?;
+                if entry.file_type()?.is_file() {
+                    names.push(entry.file_name().to_string_lossy().into_owned());
+                }
+            }
+            names.sort();
+            StorageOut::Names(names)
         }
         StorageOp::ReadAll { path } => match std::fs::read(&path) {
             Ok(b) => StorageOut::Bytes(b),
@@ -350,35 +429,116 @@ fn storage_loop(rx: Receiver<StorageMsg>, tx: Sender<Input>) {
     }
 }
 
-/// A small pool of worker threads (one per core) for the engine's off-loop jobs:
-/// Argon2id, compaction, large queries, CSV parsing. A job queue instead of a thread per
-/// job, so load cannot make the process start threads without bound.
-fn job_pool(tx: Sender<Input>) -> Sender<(u64, tau_engine::Job)> {
-    let (jtx, jrx) = channel::<(u64, tau_engine::Job)>();
+/// Work for the pool: an engine job, or reading a COPY file.
+enum Work {
+    Job(u64, tau_engine::Job),
+    ReadFile(u64, String),
+}
+
+/// A small pool of worker threads (one per core) for the engine's off-loop jobs
+/// (Argon2id, compaction, large queries, CSV parsing) and COPY file reads. A work queue
+/// instead of a thread per job, so load cannot make the process start threads without
+/// bound.
+fn job_pool(tx: Sender<Input>, import_dir: Option<PathBuf>, limits: Limits) -> Sender<Work> {
+    let (jtx, jrx) = channel::<Work>();
     let jrx = std::sync::Arc::new(std::sync::Mutex::new(jrx));
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(2, 16);
     for i in 0..workers {
         let (jrx, tx) = (jrx.clone(), tx.clone());
+        let (dir, max) = (import_dir.clone(), limits.copy_bytes_max);
         std::thread::Builder::new()
             .name(format!("tau-job-{i}"))
             .stack_size(STACK_BYTES)
             .spawn(move || loop {
                 // Hold the lock only to take a job, never while running one.
                 let next = jrx.lock().map(|r| r.recv());
-                let Ok(Ok((token, job))) = next else { return };
-                let output = run_job(job);
-                if tx
-                    .send(Input::Event(Event::JobDone { token, output }))
-                    .is_err()
-                {
+                let Ok(Ok(work)) = next else { return };
+                let ev = match work {
+                    Work::Job(token, job) => Event::JobDone {
+                        token,
+                        output: run_job(job),
+                    },
+                    Work::ReadFile(token, path) => Event::FileRead {
+                        token,
+                        result: read_import(dir.as_deref(), &path, max),
+                    },
+                };
+                if tx.send(Input::Event(ev)).is_err() {
                     return;
                 }
             })
             .expect("spawn a job worker");
     }
     jtx
+}
+
+/// COPY statements go through reading and parsing one at a time: a file's bytes (up to
+/// `Limits::copy_bytes_max`) and what the parse builds from them are the most COPY holds
+/// in memory, however many connections run COPY at once. The others wait here, in order
+/// (at most one per connection: a connection waiting on COPY runs nothing else).
+#[derive(Default)]
+struct CopyLane {
+    queue: std::collections::VecDeque<(u64, String)>,
+    busy: Option<CopyStage>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum CopyStage {
+    /// The file is being read under this token.
+    Reading(u64),
+    /// The file was read; the engine is about to hand it to a parse job (or drop it).
+    Handing,
+    /// The parse job with this token is queued or running.
+    Parsing(u64),
+}
+
+impl CopyLane {
+    fn start_next(&mut self, pool: &Sender<Work>) {
+        if self.busy.is_none() {
+            if let Some((token, path)) = self.queue.pop_front() {
+                self.busy = Some(CopyStage::Reading(token));
+                let _ = pool.send(Work::ReadFile(token, path));
+            }
+        }
+    }
+
+    /// Before the engine steps `ev`.
+    fn before(&mut self, ev: &Event) {
+        match (ev, self.busy) {
+            (Event::FileRead { token, result }, Some(CopyStage::Reading(t))) if *token == t => {
+                self.busy = result.is_ok().then_some(CopyStage::Handing);
+            }
+            (Event::JobDone { token, .. }, Some(CopyStage::Parsing(t))) if *token == t => {
+                self.busy = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// An effect of the step: the parse job the read file became.
+    fn saw(&mut self, e: &Effect) {
+        if let (
+            Effect::RunJob {
+                token,
+                job: tau_engine::Job::ParseCsv { .. },
+            },
+            Some(CopyStage::Handing),
+        ) = (e, self.busy)
+        {
+            self.busy = Some(CopyStage::Parsing(*token));
+        }
+    }
+
+    /// After every effect of a step was seen.
+    fn after_step(&mut self, pool: &Sender<Work>) {
+        // The engine dropped the file (its connection closed meanwhile).
+        if self.busy == Some(CopyStage::Handing) {
+            self.busy = None;
+        }
+        self.start_next(pool);
+    }
 }
 
 /// One connection as the engine thread sees it.
@@ -390,7 +550,7 @@ struct Link {
     consumed: u64,
 }
 
-fn engine_loop(cfg: Config, hooks: Hooks, rx: Receiver<Input>, tx: Sender<Input>) {
+fn engine_loop(cfg: Config, hooks: Hooks, limits: Limits, rx: Receiver<Input>, tx: Sender<Input>) {
     let import_dir: Option<PathBuf> = cfg.import_dir.as_ref().map(PathBuf::from);
     let (stx, srx) = channel::<StorageMsg>();
     {
@@ -400,7 +560,8 @@ fn engine_loop(cfg: Config, hooks: Hooks, rx: Receiver<Input>, tx: Sender<Input>
             .spawn(move || storage_loop(srx, tx))
             .expect("spawn the storage thread");
     }
-    let jobs = job_pool(tx.clone());
+    let jobs = job_pool(tx.clone(), import_dir, limits);
+    let mut copies = CopyLane::default();
     let mut engine = Engine::new(cfg);
     let mut conns: BTreeMap<ConnId, Link> = BTreeMap::new();
     let mut fx = Vec::new();
@@ -410,6 +571,7 @@ fn engine_loop(cfg: Config, hooks: Hooks, rx: Receiver<Input>, tx: Sender<Input>
     engine.step(now_ms(), Event::Boot, &mut fx);
     loop {
         for e in fx.drain(..) {
+            copies.saw(&e);
             match e {
                 Effect::Send(id, bytes) => {
                     if let Some(l) = conns.get_mut(&id) {
@@ -422,14 +584,7 @@ fn engine_loop(cfg: Config, hooks: Hooks, rx: Receiver<Input>, tx: Sender<Input>
                         l.sink.close();
                     }
                 }
-                Effect::ReadFile { token, path } => {
-                    let tx = tx.clone();
-                    let dir = import_dir.clone();
-                    std::thread::spawn(move || {
-                        let result = read_import(dir.as_deref(), &path);
-                        let _ = tx.send(Input::Event(Event::FileRead { token, result }));
-                    });
-                }
+                Effect::ReadFile { token, path } => copies.queue.push_back((token, path)),
                 Effect::Storage { token, op } => {
                     match &op {
                         StorageOp::Append { bytes, .. } => {
@@ -455,10 +610,11 @@ fn engine_loop(cfg: Config, hooks: Hooks, rx: Receiver<Input>, tx: Sender<Input>
                     std::process::exit(1);
                 }
                 Effect::RunJob { token, job } => {
-                    let _ = jobs.send((token, job));
+                    let _ = jobs.send(Work::Job(token, job));
                 }
             }
         }
+        copies.after_step(&jobs);
         // Tell each connection that made progress how much of its input the engine took.
         for id in touched.drain(..) {
             if let Some(l) = conns.get_mut(&id) {
@@ -525,6 +681,7 @@ fn engine_loop(cfg: Config, hooks: Hooks, rx: Receiver<Input>, tx: Sender<Input>
             Event::Eof(id) | Event::Drain(id) => touched.push(*id),
             _ => {}
         }
+        copies.before(&ev);
         engine.step(now_ms(), ev, &mut fx);
     }
 }
@@ -688,11 +845,27 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("a.csv"), b"0,1,1\n").unwrap();
         let p = dir.join("a.csv");
-        assert_eq!(
-            read_import(Some(&dir), p.to_str().unwrap()).unwrap(),
-            b"0,1,1\n"
-        );
-        assert!(read_import(Some(&dir), "/etc/hostname").is_err());
+        let read = |p: &Path, max| read_import(Some(&dir), p.to_str().unwrap(), max);
+        assert_eq!(read(&p, 100).unwrap(), b"0,1,1\n");
+        assert!(read(Path::new("/etc/hostname"), 100).is_err());
+        // Exactly the size seen at open, and no more than the cap.
+        assert_eq!(read(&p, 6).unwrap(), b"0,1,1\n");
+        let e = read(&p, 5).unwrap_err();
+        assert_eq!(e, "file too large (6 bytes; COPY reads at most 5 bytes)");
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        let e = read(&dir.join("sub"), 100).unwrap_err();
+        assert_eq!(e, "not a regular file (a directory)");
+        let fifo = dir.join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // Refused at once: opening it does not wait for a writer.
+        let e = read(&fifo, 100).unwrap_err();
+        assert_eq!(e, "not a regular file (a FIFO)");
         std::fs::remove_dir_all(&dir).unwrap();
+        let e = read_import(Some(Path::new("/dev")), "/dev/zero", 100).unwrap_err();
+        assert_eq!(e, "not a regular file (a device)");
     }
 }

@@ -28,7 +28,8 @@ use std::path::PathBuf;
         [auth]        enabled, admin_user, admin_password, admin_password_env,\n                \
         max_failures, failure_refill_secs\n  \
         [limits]      max_connections, idle_timeout_secs, max_line_bytes,\n                \
-        input_window_bytes, output_window_bytes, shutdown_timeout_secs\n  \
+        input_window_bytes, output_window_bytes, shutdown_timeout_secs,\n                \
+        max_copy_bytes\n  \
         [metrics]     bind, lens_labels\n\n\
         Signals: SIGTERM or SIGINT stops accepting, answers statements already received, \
         syncs and exits 0; a second signal exits at once."
@@ -87,6 +88,9 @@ pub struct Flags {
     /// Longest statement line; longer gets `ERR line too long` and a close [default: 1048576].
     #[arg(long, value_name = "N")]
     pub max_line_bytes: Option<usize>,
+    /// Largest file COPY reads; a larger one is refused before it is read [default: 67108864].
+    #[arg(long, value_name = "N")]
+    pub max_copy_bytes: Option<u64>,
     /// error, warn, info or debug [default: info].
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
@@ -166,6 +170,7 @@ pub struct LimitsFile {
     pub input_window_bytes: Option<usize>,
     pub output_window_bytes: Option<usize>,
     pub shutdown_timeout_secs: Option<u64>,
+    pub max_copy_bytes: Option<u64>,
 }
 
 #[derive(Deserialize, Debug, Default, Clone, PartialEq)]
@@ -215,6 +220,7 @@ pub struct Settings {
     pub input_window_bytes: usize,
     pub output_window_bytes: usize,
     pub shutdown_timeout_secs: u64,
+    pub max_copy_bytes: u64,
     pub metrics_bind: Option<SocketAddr>,
     pub metrics_lens_labels: bool,
 }
@@ -330,6 +336,10 @@ pub fn resolve(flags: Flags, file: File) -> Result<Settings, String> {
             .max(max_line_bytes.saturating_add(64 << 10)),
         output_window_bytes: l.output_window_bytes.unwrap_or(1 << 20).max(1),
         shutdown_timeout_secs: l.shutdown_timeout_secs.unwrap_or(30),
+        max_copy_bytes: flags
+            .max_copy_bytes
+            .or(l.max_copy_bytes)
+            .unwrap_or(tau_io::Limits::COPY_BYTES_MAX),
         metrics_bind: metrics_bind
             .map(|m| addr("metrics address", &m))
             .transpose()?,
@@ -337,6 +347,9 @@ pub fn resolve(flags: Flags, file: File) -> Result<Settings, String> {
     };
     if s.max_connections == 0 {
         return Err("max_connections must be at least 1".into());
+    }
+    if s.max_copy_bytes == 0 {
+        return Err("max_copy_bytes must be at least 1".into());
     }
     if s.max_auth_failures == 0 {
         return Err("[auth] max_failures must be at least 1".into());

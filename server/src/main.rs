@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use tau_engine::durable::StorageConfig;
 use tau_engine::wal::WalKey;
 use tau_engine::Config;
-use tau_io::{os_seed, Hooks, Input, Runtime};
+use tau_io::{os_seed, Hooks, Input, Limits, Runtime};
 
 static LOG_LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
 
@@ -139,7 +139,7 @@ fn main() {
         repair: s.repair,
         checkpoint_bytes: s.checkpoint_bytes,
     });
-    let rt = Runtime::start_with(
+    let rt = Runtime::start_limited(
         Config {
             import_dir: s.import_dir.clone(),
             max_line_bytes: s.max_line_bytes,
@@ -159,6 +159,9 @@ fn main() {
             ..Config::default()
         },
         hooks,
+        Limits {
+            copy_bytes_max: s.max_copy_bytes,
+        },
     );
     let sv = Arc::new(net::Server::new(
         rt.sender(),

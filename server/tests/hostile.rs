@@ -5,10 +5,64 @@
 //! Set `TAU_SERVER_BIN` to run the probes against another build of the server.
 
 mod common;
-use common::{http_get, start, temp_dir, Conn};
+use common::{http_get, start, temp_dir, Conn, Server, TempDir};
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+/// A field of /proc/<pid>/status in kB (VmRSS, VmHWM, Threads as a count).
+fn proc_status(pid: u32, key: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with(key) && l[key.len()..].starts_with(':'))
+        .and_then(|l| l[key.len() + 1..].split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Send one statement and wait for its reply line, at most `secs` seconds, watching the
+/// server's resident memory all the while: past `rss_kb_max` the server is killed (it
+/// would take the machine down with it) and the probe fails.
+fn ask_watched(
+    server: &mut Server,
+    c: &mut Conn,
+    stmt: &str,
+    secs: u64,
+    rss_kb_max: u64,
+) -> String {
+    let pid = server.child.id();
+    c.send(&format!("{stmt}\n"));
+    c.w.set_read_timeout(Some(Duration::from_millis(10)))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        let rss = proc_status(pid, "VmRSS");
+        if rss > rss_kb_max {
+            let _ = server.child.kill();
+            panic!("{stmt}: server resident memory {rss} kB passed {rss_kb_max} kB; killed it");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{stmt}: no reply within {secs} s (RSS {rss} kB, {} threads)",
+            proc_status(pid, "Threads")
+        );
+        match c.w.read(&mut byte) {
+            Ok(0) => panic!("{stmt}: connection closed without a reply"),
+            Ok(_) if byte[0] == b'\n' => break,
+            Ok(_) => got.push(byte[0]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("{stmt}: {e}"),
+        }
+    }
+    c.w.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    String::from_utf8(got).unwrap()
+}
 
 /// Poll `f` every 10 ms until it holds or `secs` pass.
 fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
@@ -17,6 +71,271 @@ fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "not within {secs} s: {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Resident memory limit for probes that must not read a file into memory.
+const RSS_KB_MAX: u64 = 256 << 10;
+
+/// A server with COPY on: an import directory and a lens `x int` in database `d`.
+fn copy_server(extra: &[&str]) -> (Server, TempDir, Conn) {
+    let dir = temp_dir("hostile-copy");
+    let imp = dir.0.join("import");
+    std::fs::create_dir_all(&imp).unwrap();
+    let imp = imp.to_string_lossy().into_owned();
+    let mut args = vec!["--in-memory", "--import-dir", imp.as_str()];
+    args.extend_from_slice(extra);
+    let server = start(&args);
+    let mut c = Conn::new(&server.addr);
+    for s in ["CREATE DATABASE d", "USE DATABASE d", "CREATE LENS x int"] {
+        assert_eq!(c.ask(s), "OK");
+    }
+    (server, dir, c)
+}
+
+// ---------------------------------------------------------------- COPY (item 7)
+
+#[test]
+fn copy_from_a_fifo_is_refused_at_once_without_parking_threads() {
+    let (mut server, dir, mut c) = copy_server(&[]);
+    let fifo = dir.0.join("import/pipe.csv");
+    let ok = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let pid = server.child.id();
+    let threads_before = proc_status(pid, "Threads");
+    let mut conns: Vec<Conn> = (0..8)
+        .map(|_| {
+            let mut k = Conn::new(&server.addr);
+            assert_eq!(k.ask("USE DATABASE d"), "OK");
+            k
+        })
+        .collect();
+    for k in &mut conns {
+        let r = ask_watched(
+            &mut server,
+            k,
+            "COPY LENS x FROM \"pipe.csv\"",
+            5,
+            RSS_KB_MAX,
+        );
+        assert!(
+            r.starts_with("ERR cannot read pipe.csv: not a regular file"),
+            "{r}"
+        );
+    }
+    let threads = proc_status(pid, "Threads");
+    assert!(
+        threads < threads_before + 4,
+        "threads grew from {threads_before} to {threads}"
+    );
+    assert_eq!(c.ask("AT LENS x 0"), "VAL NIL");
+}
+
+#[test]
+fn copy_from_a_device_is_refused_before_reading() {
+    // /dev is the import directory, so "zero" resolves to /dev/zero.
+    let mut server = start(&["--in-memory", "--import-dir", "/dev"]);
+    let mut c = Conn::new(&server.addr);
+    for s in ["CREATE DATABASE d", "USE DATABASE d", "CREATE LENS x int"] {
+        assert_eq!(c.ask(s), "OK");
+    }
+    let r = ask_watched(
+        &mut server,
+        &mut c,
+        "COPY LENS x FROM \"zero\"",
+        5,
+        RSS_KB_MAX,
+    );
+    assert!(
+        r.starts_with("ERR cannot read zero: not a regular file"),
+        "{r}"
+    );
+    let hwm = proc_status(server.child.id(), "VmHWM");
+    assert!(hwm < RSS_KB_MAX, "peak RSS {hwm} kB");
+}
+
+#[test]
+fn copy_from_a_directory_is_refused() {
+    let (mut server, dir, mut c) = copy_server(&[]);
+    std::fs::create_dir_all(dir.0.join("import/sub")).unwrap();
+    let r = ask_watched(
+        &mut server,
+        &mut c,
+        "COPY LENS x FROM \"sub\"",
+        5,
+        RSS_KB_MAX,
+    );
+    assert!(
+        r.starts_with("ERR cannot read sub: not a regular file"),
+        "{r}"
+    );
+}
+
+#[test]
+fn copy_of_a_file_over_the_cap_is_refused_before_reading() {
+    let (mut server, dir, mut c) = copy_server(&[]);
+    // 2 GiB, sparse: costs no disk, and reading it would cost 2 GiB of memory.
+    let big = std::fs::File::create(dir.0.join("import/big.csv")).unwrap();
+    big.set_len(2 << 30).unwrap();
+    let r = ask_watched(
+        &mut server,
+        &mut c,
+        "COPY LENS x FROM \"big.csv\"",
+        10,
+        RSS_KB_MAX,
+    );
+    assert!(
+        r.starts_with(
+            "ERR cannot read big.csv: file too large (2147483648 bytes; COPY reads at most"
+        ),
+        "{r}"
+    );
+    let hwm = proc_status(server.child.id(), "VmHWM");
+    assert!(hwm < RSS_KB_MAX, "peak RSS {hwm} kB");
+}
+
+#[test]
+fn copy_cap_is_configurable_and_files_under_it_load() {
+    let (mut server, dir, mut c) = copy_server(&["--max-copy-bytes", "100000"]);
+    let mut body = String::new();
+    let mut i = 0u64;
+    while body.len() < 99_000 {
+        body.push_str(&format!("{},{},{}\n", i, i + 1, i));
+        i += 1;
+    }
+    std::fs::write(dir.0.join("import/ok.csv"), &body).unwrap();
+    body.push_str(&"9".repeat(2000));
+    body.push('\n');
+    std::fs::write(dir.0.join("import/over.csv"), &body).unwrap();
+    let r = ask_watched(
+        &mut server,
+        &mut c,
+        "COPY LENS x FROM \"ok.csv\"",
+        20,
+        RSS_KB_MAX,
+    );
+    assert_eq!(r, "OK");
+    assert_eq!(
+        c.ask("REDUCE LENS x 0 1000000000 USING count"),
+        format!("VAL i{i}")
+    );
+    let r = ask_watched(
+        &mut server,
+        &mut c,
+        "COPY LENS x FROM \"over.csv\"",
+        20,
+        RSS_KB_MAX,
+    );
+    assert!(
+        r.starts_with("ERR cannot read over.csv: file too large"),
+        "{r}"
+    );
+}
+
+#[test]
+fn concurrent_copies_all_complete_one_file_at_a_time() {
+    let (server, dir, mut c) = copy_server(&[]);
+    let mut conns = Vec::new();
+    for k in 0..8u64 {
+        let body: String = (0..2000)
+            .map(|i| format!("{},{},{k}\n", k * 10_000 + i, k * 10_000 + i + 1))
+            .collect();
+        std::fs::write(dir.0.join(format!("import/f{k}.csv")), body).unwrap();
+        let mut c = Conn::new(&server.addr);
+        c.send(&format!(
+            "USE DATABASE d\nCOPY LENS x FROM \"f{k}.csv\"\nCOPY LENS x FROM \"missing{k}.csv\"\n"
+        ));
+        conns.push(c);
+    }
+    // One connection goes away while its COPY waits: the others are not held up by it.
+    let mut gone = Conn::new(&server.addr);
+    gone.send("USE DATABASE d\nCOPY LENS x FROM \"f0.csv\"\n");
+    drop(gone);
+    for (k, c) in conns.iter_mut().enumerate() {
+        assert_eq!(c.line(), "OK");
+        assert_eq!(c.line(), "OK", "COPY f{k}");
+        let r = c.line();
+        assert!(
+            r.starts_with(&format!("ERR cannot read missing{k}.csv: ")),
+            "{r}"
+        );
+    }
+    assert_eq!(c.ask("REDUCE LENS x 0 1000000 USING count"), "VAL i16000");
+}
+
+#[test]
+fn copy_rejects_a_last_line_without_newline() {
+    let (mut server, dir, mut c) = copy_server(&[]);
+    std::fs::write(dir.0.join("import/cut.csv"), "0,10,1\n10,20,137").unwrap();
+    let r = ask_watched(
+        &mut server,
+        &mut c,
+        "COPY LENS x FROM \"cut.csv\"",
+        5,
+        RSS_KB_MAX,
+    );
+    assert_eq!(
+        r,
+        "ERR line 2: no newline at the end of the file (cut short?)"
+    );
+    assert_eq!(c.ask("AT LENS x 15"), "VAL NIL");
+}
+
+#[test]
+fn copy_of_a_file_being_appended_never_imports_a_cut_off_value() {
+    let (mut server, dir, mut c) = copy_server(&[]);
+    let path = dir.0.join("import/grow.csv");
+    std::fs::write(&path, "").unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (path, stop) = (path.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap();
+            let mut k = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Every value is 1379190, written in two pieces: a reader that stops
+                // between them sees "137" at the end of the file.
+                write!(f, "{},{},137", 2 * k, 2 * k + 1).unwrap();
+                std::thread::sleep(Duration::from_millis(2));
+                f.write_all(b"9190\n").unwrap();
+                std::thread::sleep(Duration::from_millis(2));
+                k += 1;
+            }
+        })
+    };
+    let (mut ok, mut err) = (0, 0);
+    // Each COPY catches the writer at a line boundary about half the time.
+    for _ in 0..60 {
+        if ok >= 3 && err >= 3 {
+            break;
+        }
+        let r = ask_watched(
+            &mut server,
+            &mut c,
+            "COPY LENS x FROM \"grow.csv\"",
+            5,
+            RSS_KB_MAX,
+        );
+        if r == "OK" {
+            ok += 1;
+        } else {
+            assert!(r.starts_with("ERR line "), "{r}");
+            err += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(
+        ok > 0,
+        "no COPY of the growing file succeeded ({err} refused)"
+    );
+    assert_eq!(c.ask("REDUCE LENS x 0 100000000 USING min"), "VAL i1379190");
+    assert_eq!(c.ask("REDUCE LENS x 0 100000000 USING max"), "VAL i1379190");
 }
 
 // ---------------------------------------------------------------- permissions (item 11)
