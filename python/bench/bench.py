@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
+import resource
 import shutil
 import statistics
 import subprocess
@@ -56,9 +57,23 @@ def start_server(binary: str) -> Tuple[subprocess.Popen[bytes], str, int, str]:
     raise SystemExit("tau-server did not start")
 
 
+CPU_US: List[float] = []  # client CPU per row of the last timed call, µs
+
+
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def median_of(reps: int, fn: Callable[[int], float], label: str) -> float:
-    runs = [fn(i) for i in range(reps)]
-    print(f"  {label}: runs {', '.join(f'{r:,.0f}' for r in runs)}", flush=True)
+    runs = []
+    cpus = []
+    for i in range(reps):
+        CPU_US.clear()
+        runs.append(fn(i))
+        cpus.extend(CPU_US)
+    cpu = f"; client CPU {statistics.median(cpus):.2f} µs/row" if cpus else ""
+    print(f"  {label}: runs {', '.join(f'{r:,.0f}' for r in runs)}{cpu}", flush=True)
     return statistics.median(runs)
 
 
@@ -107,9 +122,11 @@ def run(host: str, port: int, n: int, at_secs: float, reps: int, only: Optional[
             lens_counter[0] += 1
             name = f"b{lens_counter[0]}"
             c.create_lens(name, float)
+            c0 = cpu_seconds()
             t = time.perf_counter()
             written = c.batch_append(name, starts, ends, vals)
             dt = time.perf_counter() - t
+            CPU_US.append((cpu_seconds() - c0) / n * 1e6)
             assert written == n
             return n / dt
 
@@ -154,9 +171,11 @@ def run(host: str, port: int, n: int, at_secs: float, reps: int, only: Optional[
 
         def range_run(lens: str) -> Callable[[int], float]:
             def one(_: int) -> float:
+                c0 = cpu_seconds()
                 t = time.perf_counter()
                 df = c.range_df(lens, 0, n * 10)
                 dt = time.perf_counter() - t
+                CPU_US.append((cpu_seconds() - c0) / n * 1e6)
                 assert len(df) == n and str(df["value"].dtype) == "float64"
                 return n / dt
 
