@@ -64,6 +64,16 @@ pub(crate) struct Loading {
 type LayerKey = (u64, String, String, u64);
 type RunKey = (u64, String, String, usize, usize);
 
+/// A file name the store writes (a WAL, a layer pack, the manifest).
+fn is_store_file(name: &str) -> bool {
+    let num = |s: &str, pre: &str, suf: &str| {
+        s.strip_prefix(pre)
+            .and_then(|r| r.strip_suffix(suf))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    num(name, "wal-", ".log") || num(name, "layer-", ".tl")
+}
+
 /// A pack record's first byte: what follows.
 const PACK_LAYER: u8 = b'L';
 const PACK_RUN: u8 = b'R';
@@ -263,9 +273,31 @@ impl Engine {
         let path = manifest_path(&dir);
         let bytes = match result {
             Err(e) => return self.fatal(format!("cannot read {path}: {e}"), fx),
-            Ok(StorageOut::NotFound) => return self.read_wal(fx),
+            Ok(StorageOut::NotFound) => {
+                // No manifest: a store that never finished a checkpoint, whose log is
+                // wal-0.log (its first checkpoint may have left a pack and wal-1.log behind,
+                // to be overwritten). Without wal-0.log, files of a store mean the manifest
+                // was lost: starting empty would let the next checkpoint overwrite them.
+                if !d.boot_files.contains("wal-0.log") {
+                    let stray: Vec<&String> = d
+                        .boot_files
+                        .iter()
+                        .filter(|n| is_store_file(n))
+                        .take(5)
+                        .collect();
+                    if !stray.is_empty() {
+                        let msg = format!(
+                            "{path} is missing but {dir} holds a store's files ({}{}); refusing to start: restore the manifest, or move the files away to start an empty store",
+                            stray.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                            if stray.len() == 5 { ", ..." } else { "" }
+                        );
+                        return self.fatal(msg, fx);
+                    }
+                }
+                return self.read_wal(fx);
+            }
             Ok(StorageOut::Bytes(b)) => b,
-            Ok(StorageOut::Done) => unreachable!("ReadAll returns bytes"),
+            Ok(other) => unreachable!("ReadAll returns bytes, not {other:?}"),
         };
         let m = match single_record(&bytes, &path, key.as_ref())
             .and_then(|p| decode_manifest(&p).map_err(|e| format!("{path}: {e}")))
@@ -587,17 +619,31 @@ impl Engine {
         let nonce = self.nonce();
         let d = self.durable.as_mut().expect("durable mode");
         let bytes = single_record_file(&manifest_payload, key.as_ref(), &mut d.zstd, nonce);
-        self.storage_op(
-            StorageWait::CheckpointManifest,
-            StorageOp::Create {
-                path: manifest_path(&dir),
-                bytes,
-            },
-            fx,
-        );
+        // Not yet: a driver runs the next op even when this one fails (a nearly full disk
+        // can refuse the pack file and still take the small manifest).
+        d.manifest_due = Some((usize::from(n_records > 0) + 1, bytes));
         fx.push(Effect::Log(format!(
             "checkpoint: generation {new_gen}: writing {n_records} layers and runs into one pack file, and the manifest"
         )));
+    }
+
+    /// One of the checkpoint's files is durable: once all are, write the manifest.
+    pub(crate) fn checkpoint_file_written(&mut self, fx: &mut Vec<Effect>) {
+        let d = self.durable.as_mut().expect("durable mode");
+        let Some((left, _)) = d.manifest_due.as_mut() else {
+            return;
+        };
+        *left -= 1;
+        if *left > 0 {
+            return;
+        }
+        let (_, bytes) = d.manifest_due.take().expect("due");
+        let path = manifest_path(&d.cfg.dir);
+        self.storage_op(
+            StorageWait::CheckpointManifest,
+            StorageOp::Create { path, bytes },
+            fx,
+        );
     }
 
     /// The new manifest is durable: switch to the new WAL, then remove the old one and

@@ -81,6 +81,17 @@ impl SyncDriver {
                 self.files.remove(&path);
                 Ok(StorageOut::Done)
             }
+            StorageOp::List { path } => {
+                let prefix = format!("{}/", path.trim_end_matches('/'));
+                Ok(StorageOut::Names(
+                    self.files
+                        .keys()
+                        .filter_map(|k| k.strip_prefix(&prefix))
+                        .filter(|n| !n.contains('/'))
+                        .map(str::to_string)
+                        .collect(),
+                ))
+            }
             StorageOp::Truncate { path, len } => {
                 if let Some(f) = self.files.get_mut(&path) {
                     f.truncate(len as usize);

@@ -66,6 +66,8 @@ pub enum StorageOp {
     Truncate { path: String, len: u64 },
     /// Remove the file (a missing file is fine) and sync its directory.
     Remove { path: String },
+    /// The names of the regular files in the directory (`StorageOut::Names`, sorted).
+    List { path: String },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -73,12 +75,15 @@ pub enum StorageOut {
     Done,
     Bytes(Vec<u8>),
     NotFound,
+    /// File names (not paths), sorted.
+    Names(Vec<String>),
 }
 
 /// What a storage token is waiting for.
 #[derive(Clone, Debug)]
 pub(crate) enum StorageWait {
     CreateDir,
+    Listed,
     ReadWal,
     Prepared,
     ReadManifest,
@@ -158,6 +163,10 @@ pub(crate) struct Durable {
     pub(crate) rotating: bool,
     pub(crate) checkpointing: bool,
     pub(crate) checkpoint: Option<(crate::codec::Manifest, LayerFiles, RunFileMap)>,
+    /// The checkpoint's manifest, and how many of the files it names are still being
+    /// written: it goes to disk only once they all are (a manifest naming a file whose
+    /// write failed would leave a store that cannot start).
+    pub(crate) manifest_due: Option<(usize, Vec<u8>)>,
     pub(crate) loading: Option<crate::checkpoint::Loading>,
     /// The state the manifest's layer files rebuilt, waiting for the WAL replay.
     pub(crate) base: Option<State>,
@@ -165,6 +174,9 @@ pub(crate) struct Durable {
     /// disk cut back: logged again ahead of the next commit, so that nothing logged later
     /// can depend on a record the WAL lacks.
     pub(crate) relog: Vec<Vec<Op>>,
+    /// The data directory's file names at boot, to tell a fresh store from one whose
+    /// manifest or WAL went missing.
+    pub(crate) boot_files: std::collections::BTreeSet<String>,
     /// Statistics for SHOW STATUS and the benchmarks.
     pub syncs: u64,
     pub records: u64,
@@ -193,9 +205,11 @@ impl Durable {
             rotating: false,
             checkpointing: false,
             checkpoint: None,
+            manifest_due: None,
             loading: None,
             base: None,
             relog: Vec::new(),
+            boot_files: Default::default(),
             syncs: 0,
             records: 0,
             zstd: wal::Compressor::new(),
@@ -240,7 +254,8 @@ impl Engine {
         fx.push(Effect::Storage { token, op });
     }
 
-    /// Boot: make sure the directory exists, then read the WAL.
+    /// Boot: make sure the directory exists, list it, read the manifest (then the layer
+    /// files and the WAL it names).
     pub(crate) fn boot_storage(&mut self, fx: &mut Vec<Effect>) {
         let Some(d) = &self.durable else { return };
         let (dir, manifest) = (
@@ -249,9 +264,10 @@ impl Engine {
         );
         self.storage_op(
             StorageWait::CreateDir,
-            StorageOp::CreateDir { path: dir },
+            StorageOp::CreateDir { path: dir.clone() },
             fx,
         );
+        self.storage_op(StorageWait::Listed, StorageOp::List { path: dir }, fx);
         self.storage_op(
             StorageWait::ReadManifest,
             StorageOp::ReadAll { path: manifest },
@@ -315,17 +331,48 @@ impl Engine {
                     self.fatal(format!("cannot create the data directory {dir}: {e}"), fx);
                 }
             }
+            StorageWait::Listed => match result {
+                Ok(StorageOut::Names(names)) => d.boot_files = names.into_iter().collect(),
+                Ok(other) => {
+                    let why = format!("the storage driver answered a listing with {other:?}");
+                    self.fatal(why, fx);
+                }
+                Err(e) => {
+                    if !matches!(d.phase, Phase::Fatal(_)) {
+                        self.fatal(format!("cannot list the data directory {dir}: {e}"), fx);
+                    }
+                }
+            },
             StorageWait::ReadWal => {
                 if matches!(d.phase, Phase::Fatal(_)) {
                     return;
                 }
-                let bytes = match result {
+                let (bytes, found) = match result {
                     Err(e) => return self.fatal(format!("cannot read {wal}: {e}"), fx),
-                    Ok(StorageOut::NotFound) => Vec::new(),
-                    Ok(StorageOut::Bytes(b)) => b,
-                    Ok(StorageOut::Done) => unreachable!("ReadAll returns bytes"),
+                    Ok(StorageOut::NotFound) => (Vec::new(), false),
+                    Ok(StorageOut::Bytes(b)) => (b, true),
+                    Ok(other) => unreachable!("ReadAll returns bytes, not {other:?}"),
                 };
                 let (key, repair) = (d.cfg.key.clone(), d.cfg.repair);
+                // Every WAL is created whole (temporary file, fsync, rename): one shorter
+                // than its header was emptied or damaged after the fact, and one that a
+                // manifest names must exist. Starting on it would silently serve a subset of
+                // what was acknowledged.
+                let short = found && wal::shorter_than_header(&bytes);
+                if (short || (!found && d.gen > 0)) && !repair {
+                    let what = if found {
+                        format!(
+                            "is shorter than its header ({} bytes): emptied or damaged",
+                            bytes.len()
+                        )
+                    } else {
+                        format!("is missing, and the manifest names generation {}", d.gen)
+                    };
+                    return self.fatal(
+                        format!("{wal} {what}; refusing to start (--repair starts from the checkpoint alone, losing the commits that log held)"),
+                        fx,
+                    );
+                }
                 d.wal_len = wal::HEADER_LEN as u64;
                 d.wal_version = wal::VERSION;
                 let base = d.base.take().unwrap_or_default();
@@ -380,11 +427,14 @@ impl Engine {
                 if let Err(e) = result {
                     if let Some(d) = &mut self.durable {
                         d.checkpoint = None;
+                        d.manifest_due = None;
                         d.checkpointing = false;
                         d.rotating = false;
                     }
                     self.fail(format!("checkpoint failed: {e}"), fx);
                     self.pump_all(fx);
+                } else {
+                    self.checkpoint_file_written(fx);
                 }
             }
             StorageWait::CheckpointManifest => self.checkpoint_done(result, fx),

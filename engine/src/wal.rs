@@ -116,6 +116,12 @@ pub fn header_v1(encrypted: bool) -> [u8; HEADER_LEN_V1] {
     h
 }
 
+/// Is `file` shorter than the header of its format (format 2 unless it says 1)?
+pub fn shorter_than_header(file: &[u8]) -> bool {
+    let v1 = file.get(8..12) == Some(&VERSION_1.to_le_bytes()[..]);
+    file.len() < if v1 { HEADER_LEN_V1 } else { HEADER_LEN }
+}
+
 /// The header length of a file in format `version`.
 pub fn header_len(version: u32) -> usize {
     if version == VERSION_1 {

@@ -222,6 +222,7 @@ fn group_commit_and_no_dirty_reads() {
                                 files.entry(path).or_default().extend(bytes);
                                 StorageOut::Done
                             }
+                            StorageOp::List { .. } => StorageOut::Names(Vec::new()),
                             _ => StorageOut::Done,
                         };
                         q.push_back(Event::StorageDone {
@@ -531,4 +532,113 @@ fn compacted_runs_are_persisted_at_checkpoints_and_recovered_without_recompactin
     assert_eq!(d.line(1, "USE DATABASE db"), "OK");
     let after: Vec<String> = queries.iter().map(|q| d.line(1, q)).collect();
     assert_eq!(after, before);
+}
+
+/// A store that has checkpointed: (driver, its configuration with `repair`).
+fn checkpointed(repair: bool) -> (SyncDriver, Config) {
+    let c = Config {
+        storage: Some(StorageConfig {
+            dir: "/data".into(),
+            key: None,
+            repair,
+            checkpoint_bytes: 300,
+        }),
+        ..cfg(None, false)
+    };
+    let mut d = populated(c.clone());
+    for i in 0..30 {
+        assert_eq!(
+            d.line(1, &format!("APPEND LENS x {} {} {i}", 100 + i, 101 + i)),
+            "OK"
+        );
+    }
+    assert!(d.files.contains_key("/data/manifest"));
+    assert!(
+        !d.files.contains_key(WAL),
+        "wal-0.log is gone after a checkpoint"
+    );
+    (d, c)
+}
+
+fn current_wal(d: &SyncDriver) -> String {
+    d.files
+        .keys()
+        .find(|k| k.starts_with("/data/wal-"))
+        .expect("a WAL")
+        .clone()
+}
+
+#[test]
+fn a_lost_manifest_refuses_to_start_and_destroys_nothing() {
+    // Tau 0.1 started empty (NAMES 0) and its next checkpoint overwrote the layer files.
+    let (d, c) = checkpointed(false);
+    let mut files = d.files.clone();
+    files.remove("/data/manifest");
+    let before = files.clone();
+    let bad = SyncDriver::with_files(c.clone(), files);
+    let msg = bad.fatal.clone().expect("refuses to start");
+    assert!(
+        msg.contains("/data/manifest is missing but /data holds a store's files"),
+        "{msg}"
+    );
+    assert!(msg.contains("layer-1.tl"), "{msg}");
+    assert_eq!(bad.files, before, "nothing written, nothing removed");
+    // The manifest back: everything is there.
+    let mut d = restart(d, c);
+    script(
+        &mut d,
+        &[("USE DATABASE db", "OK"), ("AT LENS x 129", "VAL i29")],
+    );
+}
+
+#[test]
+fn a_missing_or_emptied_wal_after_a_checkpoint_refuses_to_start() {
+    let (d, c) = checkpointed(false);
+    let wal = current_wal(&d);
+    let mut gone = d.files.clone();
+    gone.remove(&wal);
+    let msg = SyncDriver::with_files(c.clone(), gone.clone())
+        .fatal
+        .expect("a missing WAL refuses");
+    assert!(
+        msg.contains(&format!(
+            "{wal} is missing, and the manifest names generation"
+        )),
+        "{msg}"
+    );
+    let mut emptied = d.files.clone();
+    emptied.insert(wal.clone(), Vec::new());
+    let msg = SyncDriver::with_files(c.clone(), emptied)
+        .fatal
+        .expect("an emptied WAL refuses");
+    assert!(
+        msg.contains("is shorter than its header (0 bytes)"),
+        "{msg}"
+    );
+    // --repair starts from the checkpoint alone (what the log held is lost, and said so
+    // by the refusal above).
+    let repair = Config {
+        storage: Some(StorageConfig {
+            repair: true,
+            ..c.storage.clone().unwrap()
+        }),
+        ..c
+    };
+    let mut r = SyncDriver::with_files(repair, gone);
+    assert!(r.fatal.is_none(), "{:?}", r.fatal);
+    r.open(1);
+    assert_eq!(r.line(1, "USE DATABASE db"), "OK");
+}
+
+#[test]
+fn a_crash_during_the_first_checkpoint_is_not_a_lost_manifest() {
+    // The first checkpoint wrote its pack and wal-1.log, then the process died before the
+    // manifest: wal-0.log still holds everything, and the leftovers are overwritten later.
+    let mut d = populated(cfg(None, false));
+    d.files
+        .insert("/data/layer-1.tl".into(), b"TAUWAL\r\npartial".to_vec());
+    d.files.insert("/data/wal-1.log".into(), Vec::new());
+    let mut d = restart(d, cfg(None, false));
+    assert!(d.fatal.is_none(), "{:?}", d.fatal);
+    script(&mut d, CHECKS);
 }

@@ -125,6 +125,18 @@ impl Disk {
                 self.durable.insert(path, f);
                 StorageOut::Done
             }
+            StorageOp::List { path } => {
+                // What a directory listing sees: the page cache's names.
+                let prefix = format!("{}/", path.trim_end_matches('/'));
+                StorageOut::Names(
+                    self.live
+                        .keys()
+                        .filter_map(|k| k.strip_prefix(&prefix))
+                        .filter(|n| !n.contains('/'))
+                        .map(str::to_string)
+                        .collect(),
+                )
+            }
             StorageOp::Remove { path } => {
                 self.rot.retain(|r| r.path != path);
                 self.live.remove(&path);
@@ -137,7 +149,7 @@ impl Disk {
     /// The process dies while `op` runs: apply whatever part of it `pick` says happened.
     pub fn exec_partly(&mut self, op: StorageOp, pick: u64) {
         match op {
-            StorageOp::CreateDir { .. } | StorageOp::ReadAll { .. } => {}
+            StorageOp::CreateDir { .. } | StorageOp::ReadAll { .. } | StorageOp::List { .. } => {}
             StorageOp::Append { path, bytes } => {
                 if let Some(f) = self.live.get_mut(&path) {
                     let n = (pick as usize) % (bytes.len() + 1);
