@@ -132,6 +132,26 @@ def run(host: str, port: int, n: int, at_secs: float, reps: int, only: Optional[
 
         return one
 
+    def preencoded(vals: Any) -> Callable[[int], float]:
+        # Diagnostic: the same BATCH APPEND statements encoded beforehand (not timed) and
+        # then sent and acknowledged: what the server takes for this data, client encoding
+        # excluded.
+        from taupy import batch as tb
+
+        def one(_: int) -> float:
+            lens_counter[0] += 1
+            name = f"b{lens_counter[0]}"
+            c.create_lens(name, float)
+            stmts = [st for st, _ in tb.statements(name, tb.columns(starts, ends, vals))]
+            t = time.perf_counter()
+            for st in stmts:
+                c._send_pumping(st)
+            for _ in stmts:
+                assert c._read_line() == "OK"
+            return n / (time.perf_counter() - t)
+
+        return one
+
     full = two = at_rate = rng_rate = list_rate = float("nan")
     big = ""
     if only in (None, "batch", "range"):
@@ -141,6 +161,9 @@ def run(host: str, port: int, n: int, at_secs: float, reps: int, only: Optional[
         if only != "range":
             two = median_of(reps, batch(rounded), "same values rounded to 2 decimals")
         small = f"b{lens_counter[0]}"
+        if only == "batch":
+            pre_full = median_of(reps, preencoded(values), "diagnostic: full precision, pre-encoded (server-bound)")
+            pre_two = median_of(reps, preencoded(rounded), "diagnostic: 2 decimals, pre-encoded (server-bound)")
 
     if only in (None, "at"):
         c.create_lens("atlens", int)
@@ -202,6 +225,9 @@ def run(host: str, port: int, n: int, at_secs: float, reps: int, only: Optional[
     if only in (None, "batch"):
         print(f"| batch_append, {n:,} float64 rows (full precision) from NumPy, rows/s | {full:,.0f} |")
         print(f"| the same, values rounded to 2 decimals, rows/s | {two:,.0f} |")
+        if only == "batch":
+            print(f"| (diagnostic) full precision, statements pre-encoded, rows/s | {pre_full:,.0f} |")
+            print(f"| (diagnostic) 2 decimals, statements pre-encoded, rows/s | {pre_two:,.0f} |")
     if only in (None, "at"):
         print(f"| at, 1 connection, request/response, statements/s | {at_rate:,.0f} ({1e6 / at_rate:.1f} µs per round trip) |")
     if only in (None, "range"):
