@@ -122,6 +122,7 @@ class Client:
     def __init__(self, sock: socket.socket, *, host: str = "", port: int = 0, timeout: Optional[float] = None):
         self._sock: Optional[socket.socket] = sock
         self._buf = bytearray()
+        self._rview = memoryview(bytearray(_RECV))
         self._scan = 0
         self._eof = False
         self._plain_first = not isinstance(sock, ssl.SSLSocket)
@@ -222,14 +223,17 @@ class Client:
         if self._eof:
             raise self._lost("the server closed the connection before replying")
         try:
-            chunk = sock.recv(_RECV)
+            # recv_into a buffer kept for the connection: recv(1 MiB) would allocate (and
+            # mmap) a fresh megabyte for every reply
+            got = sock.recv_into(self._rview)
         except socket.timeout as e:
             self.close()
             raise TauTimeout(f"no reply within {self._timeout} s; the client is closed") from e
         except OSError as e:
             raise self._lost(f"receiving failed ({e})", e) from e
-        if not chunk:
+        if not got:
             raise self._lost("the server closed the connection before replying")
+        chunk = self._rview[:got]
         if self._plain_first:
             self._plain_first = False
             if chunk[0] in (0x15, 0x16):  # a TLS alert or handshake record
@@ -247,14 +251,14 @@ class Client:
         """Read whatever has arrived without blocking (socket in non-blocking mode)."""
         while not self._eof:
             try:
-                chunk = sock.recv(_RECV)
+                got = sock.recv_into(self._rview)
             except _WOULD_BLOCK:
                 return
-            if not chunk:
+            if not got:
                 self._eof = True
                 return
             self._plain_first = False
-            self._buf += chunk
+            self._buf += self._rview[:got]
 
     def _send_pumping(self, data: bytes) -> None:
         """Send ``data`` while reading replies as they come, so that a server that stops
