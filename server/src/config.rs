@@ -21,13 +21,15 @@ use std::path::PathBuf;
         file given with --config (every setting; see server/tau.example.toml), then these \
         flags, which win.",
     after_help = "Config file sections and keys (all optional):\n  \
-        bind, data_dir, in_memory, import_dir, default_database, insecure, log_level\n  \
+        bind, data_dir, in_memory, import_dir, default_database, insecure, log_level,\n                \
+        admin_socket\n  \
         [storage]     key_file, repair, checkpoint_bytes\n  \
         [compaction]  threshold, [compaction.databases] <db> = <threshold>\n  \
         [tls]         cert, key, self_signed\n  \
         [auth]        enabled, admin_user, admin_password, admin_password_env,\n                \
         max_failures, failure_refill_secs\n  \
-        [limits]      max_connections, idle_timeout_secs, max_line_bytes,\n                \
+        [limits]      max_connections, max_connections_per_address, idle_timeout_secs,\n                \
+        auth_timeout_secs, line_timeout_secs, max_line_bytes,\n                \
         input_window_bytes, output_window_bytes, shutdown_timeout_secs,\n                \
         max_copy_bytes\n  \
         [metrics]     bind, lens_labels\n\n\
@@ -85,6 +87,22 @@ pub struct Flags {
     /// Close a connection idle this long, 0 = never [default: 300].
     #[arg(long, value_name = "SECS")]
     pub idle_timeout_secs: Option<u64>,
+    /// Most concurrent TCP connections from one IP address; more get
+    /// `ERR server at connection limit: ...` [default: 256].
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_address: Option<usize>,
+    /// With auth on, close a connection whose AUTH line is not complete this long after
+    /// it was accepted, 0 = never [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub auth_timeout_secs: Option<u64>,
+    /// Close a connection that leaves a line unfinished this long after its first byte,
+    /// 0 = never [default: 30].
+    #[arg(long, value_name = "SECS")]
+    pub line_timeout_secs: Option<u64>,
+    /// Unix socket for the operator, outside every TCP connection limit ("off": none)
+    /// [default: <data-dir>/admin.sock; none with --in-memory].
+    #[arg(long, value_name = "PATH")]
+    pub admin_socket: Option<String>,
     /// Longest statement line; longer gets `ERR line too long` and a close [default: 1048576].
     #[arg(long, value_name = "N")]
     pub max_line_bytes: Option<usize>,
@@ -108,6 +126,8 @@ pub struct File {
     pub default_database: Option<String>,
     pub insecure: Option<bool>,
     pub log_level: Option<String>,
+    /// The operator's Unix socket; "off" for none.
+    pub admin_socket: Option<String>,
     #[serde(default)]
     pub storage: StorageFile,
     #[serde(default)]
@@ -165,6 +185,9 @@ pub struct AuthFile {
 #[serde(deny_unknown_fields)]
 pub struct LimitsFile {
     pub max_connections: Option<usize>,
+    pub max_connections_per_address: Option<usize>,
+    pub auth_timeout_secs: Option<u64>,
+    pub line_timeout_secs: Option<u64>,
     pub idle_timeout_secs: Option<u64>,
     pub max_line_bytes: Option<usize>,
     pub input_window_bytes: Option<usize>,
@@ -215,7 +238,11 @@ pub struct Settings {
     pub max_auth_failures: u32,
     pub failure_refill_secs: u64,
     pub max_connections: usize,
+    pub max_connections_per_address: usize,
     pub idle_timeout_secs: u64,
+    pub auth_timeout_secs: u64,
+    pub line_timeout_secs: u64,
+    pub admin_socket: Option<String>,
     pub max_line_bytes: usize,
     pub input_window_bytes: usize,
     pub output_window_bytes: usize,
@@ -288,6 +315,17 @@ pub fn resolve(flags: Flags, file: File) -> Result<Settings, String> {
         (None, None) => None,
         _ => return Err("[auth]: admin_user needs a password, and a password a user".into()),
     };
+    let in_memory = flags.in_memory || file.in_memory.unwrap_or(false);
+    let data_dir = flags
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(|| "./tau-data".into());
+    let admin_socket = match flags.admin_socket.or(file.admin_socket) {
+        Some(p) if p == "off" || p.is_empty() => None,
+        Some(p) => Some(p),
+        None if in_memory => None,
+        None => Some(format!("{}/admin.sock", data_dir.trim_end_matches('/'))),
+    };
     let l = file.limits;
     let max_line_bytes = flags.max_line_bytes.or(l.max_line_bytes).unwrap_or(1 << 20);
     if max_line_bytes == 0 {
@@ -295,11 +333,8 @@ pub fn resolve(flags: Flags, file: File) -> Result<Settings, String> {
     }
     let s = Settings {
         bind: addr("bind address", &bind)?,
-        data_dir: flags
-            .data_dir
-            .or(file.data_dir)
-            .unwrap_or_else(|| "./tau-data".into()),
-        in_memory: flags.in_memory || file.in_memory.unwrap_or(false),
+        data_dir,
+        in_memory,
         import_dir: flags.import_dir.or(file.import_dir),
         default_database: file.default_database,
         insecure: flags.insecure || file.insecure.unwrap_or(false),
@@ -324,6 +359,19 @@ pub fn resolve(flags: Flags, file: File) -> Result<Settings, String> {
         max_auth_failures: a.max_failures.unwrap_or(5),
         failure_refill_secs: a.failure_refill_secs.unwrap_or(12),
         max_connections: flags.max_connections.or(l.max_connections).unwrap_or(1024),
+        max_connections_per_address: flags
+            .max_connections_per_address
+            .or(l.max_connections_per_address)
+            .unwrap_or(256),
+        auth_timeout_secs: flags
+            .auth_timeout_secs
+            .or(l.auth_timeout_secs)
+            .unwrap_or(10),
+        line_timeout_secs: flags
+            .line_timeout_secs
+            .or(l.line_timeout_secs)
+            .unwrap_or(30),
+        admin_socket,
         idle_timeout_secs: flags
             .idle_timeout_secs
             .or(l.idle_timeout_secs)
@@ -347,6 +395,9 @@ pub fn resolve(flags: Flags, file: File) -> Result<Settings, String> {
     };
     if s.max_connections == 0 {
         return Err("max_connections must be at least 1".into());
+    }
+    if s.max_connections_per_address == 0 {
+        return Err("max_connections_per_address must be at least 1".into());
     }
     if s.max_copy_bytes == 0 {
         return Err("max_copy_bytes must be at least 1".into());
@@ -430,6 +481,25 @@ mod tests {
         assert!(!s.in_memory && !s.auth);
         assert!(matches!(s.tls, Tls::Off));
         assert_eq!(s.metrics_bind, None);
+        assert_eq!(s.admin_socket.as_deref(), Some("./tau-data/admin.sock"));
+        assert_eq!(
+            (
+                s.max_connections_per_address,
+                s.auth_timeout_secs,
+                s.line_timeout_secs
+            ),
+            (256, 10, 30)
+        );
+        let mem = Flags {
+            in_memory: true,
+            ..Flags::default()
+        };
+        assert_eq!(resolve(mem, File::default()).unwrap().admin_socket, None);
+        let off = Flags {
+            admin_socket: Some("off".into()),
+            ..Flags::default()
+        };
+        assert_eq!(resolve(off, File::default()).unwrap().admin_socket, None);
     }
 
     #[test]

@@ -171,6 +171,26 @@ fn main() {
         &s,
     ));
 
+    let admin = s
+        .admin_socket
+        .as_ref()
+        .and_then(|path| match admin_socket(path) {
+            Ok(l) => {
+                log(
+                    Level::Info,
+                    format_args!("admin socket {path} (outside the TCP connection limits)"),
+                );
+                Some((l, path.clone()))
+            }
+            Err(e) => {
+                log(
+                    Level::Warn,
+                    format_args!("warning: no admin socket at {path}: {e}"),
+                );
+                None
+            }
+        });
+
     let local = listener.get_ref().local_addr().unwrap_or(s.bind);
     let mode = if s.in_memory {
         "in memory".to_string()
@@ -219,11 +239,46 @@ fn main() {
         if let Some(l) = metrics_listener {
             ex.spawn(http::serve(l, sv.clone(), ex.clone())).detach();
         }
+        if let Some((l, _)) = admin {
+            ex.spawn(net::accept_admin_loop(l, sv.clone(), ex.clone()))
+                .detach();
+        }
         let _ = stop_rx.recv().await;
         graceful_stop(&sv, shutdown_timeout).await
     }));
     drop(rt);
+    if let Some(path) = &s.admin_socket {
+        let _ = std::fs::remove_file(path);
+    }
     std::process::exit(code);
+}
+
+/// Bind the operator's Unix socket, mode 0600 (in the private data directory by
+/// default). A socket left there by an earlier run is replaced; a live one (another
+/// server on the same directory) or anything that is not a socket is left alone.
+fn admin_socket(path: &str) -> std::io::Result<Async<std::os::unix::net::UnixListener>> {
+    use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let p = std::path::Path::new(path);
+    if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(tau_io::DIR_MODE)
+            .create(dir)?;
+    }
+    if let Ok(m) = std::fs::symlink_metadata(p) {
+        let other = |what: &str| std::io::Error::new(std::io::ErrorKind::AlreadyExists, what);
+        if !m.file_type().is_socket() {
+            return Err(other("it exists and is not a socket"));
+        }
+        if UnixStream::connect(p).is_ok() {
+            return Err(other("another server is listening on it"));
+        }
+        std::fs::remove_file(p)?;
+    }
+    let l = UnixListener::bind(p)?;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(tau_io::FILE_MODE))?;
+    Async::new(l)
 }
 
 /// Stop accepting (the accept loops watch the same signal), let the engine answer every
@@ -255,7 +310,8 @@ async fn graceful_stop(sv: &net::Server, timeout: Duration) -> i32 {
     }
     // Replies are queued; let the connections write them (bounded wait).
     let deadline = Instant::now() + Duration::from_secs(5).min(timeout);
-    while sv.active.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+    let open = || sv.active.load(Ordering::Acquire) + sv.admin_active.load(Ordering::Acquire);
+    while open() > 0 && Instant::now() < deadline {
         smol::Timer::after(Duration::from_millis(10)).await;
     }
     log(

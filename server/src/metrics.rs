@@ -18,6 +18,7 @@ pub struct Metrics {
     pub connections_total: Counter,
     pub connections_rejected: Counter,
     pub idle_closed: Counter,
+    pub deadline_closed: Counter,
     pub auth_throttled: Counter,
     pub tls_handshake_failures: Counter,
     pub latency: Histogram,
@@ -37,6 +38,7 @@ impl Metrics {
         let connections_total = Counter::default();
         let connections_rejected = Counter::default();
         let idle_closed = Counter::default();
+        let deadline_closed = Counter::default();
         let auth_throttled = Counter::default();
         let tls_handshake_failures = Counter::default();
         // 10 µs .. ~42 s.
@@ -63,6 +65,11 @@ impl Metrics {
             "connections_idle_closed",
             "Connections closed for idleness or for not reading replies",
             idle_closed.clone(),
+        );
+        r.register(
+            "connections_deadline_closed",
+            "Connections closed for not finishing a line, or their AUTH line, in time",
+            deadline_closed.clone(),
         );
         r.register(
             "auth_throttled",
@@ -107,6 +114,7 @@ impl Metrics {
             connections_total,
             connections_rejected,
             idle_closed,
+            deadline_closed,
             auth_throttled,
             tls_handshake_failures,
             latency,

@@ -35,11 +35,20 @@ const READ_BYTES: usize = 64 << 10;
 const WRITE_COALESCE_BYTES: usize = 256 << 10;
 /// How long a rejected or throttled client gets to read its one line.
 const REJECT_LINGER: Duration = Duration::from_secs(1);
-/// Connections being turned away at once; past this they are dropped without a word.
-const MAX_REJECTING: usize = 64;
+/// Plain connections turned away that linger (reading what the client still sends, so
+/// that closing does not reset the line away) at once. Past this, a rejected socket gets
+/// its line and FIN all the same, and is closed as soon as its pending input is read.
+const MAX_REJECTING: usize = 256;
+/// TLS connections being turned away at once (each needs a handshake to be told why);
+/// past this they are closed without a word.
+const MAX_REJECTING_TLS: usize = 64;
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections on the admin socket at once.
+pub const ADMIN_CONNECTIONS_MAX: usize = 8;
 
 pub const CONNECTION_LIMIT: &[u8] = b"ERR server at connection limit\n";
+pub const ADDRESS_LIMIT: &[u8] =
+    b"ERR server at connection limit: too many connections from this address\n";
 pub const THROTTLED: &[u8] =
     b"ERR authentication failed: too many failed attempts from this address, retry later\n";
 
@@ -52,10 +61,20 @@ pub struct Server {
     pub shutdown: Receiver<()>,
     pub auth: bool,
     pub max_connections: usize,
+    pub max_per_address: usize,
     pub idle_timeout: Option<Duration>,
+    /// With auth on: the first line must be complete this long after the connection
+    /// was accepted.
+    pub auth_timeout: Option<Duration>,
+    /// A line must be complete this long after its first byte arrived.
+    pub line_timeout: Option<Duration>,
     pub input_window: u64,
     pub output_window: usize,
+    /// TCP connections being served (the connection limit counts these).
     pub active: AtomicUsize,
+    /// Connections on the admin socket (not counted against any limit but their own).
+    pub admin_active: AtomicUsize,
+    per_address: Mutex<HashMap<IpAddr, usize>>,
     rejecting: AtomicUsize,
     next_id: AtomicU64,
     limiter: Mutex<Limiter>,
@@ -77,11 +96,15 @@ impl Server {
             shutdown,
             auth: s.auth,
             max_connections: s.max_connections,
-            idle_timeout: (s.idle_timeout_secs > 0)
-                .then(|| Duration::from_secs(s.idle_timeout_secs)),
+            max_per_address: s.max_connections_per_address,
+            idle_timeout: secs(s.idle_timeout_secs),
+            auth_timeout: secs(s.auth_timeout_secs),
+            line_timeout: secs(s.line_timeout_secs),
             input_window: s.input_window_bytes as u64,
             output_window: s.output_window_bytes,
             active: AtomicUsize::new(0),
+            admin_active: AtomicUsize::new(0),
+            per_address: Mutex::new(HashMap::new()),
             rejecting: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
             limiter: Mutex::new(Limiter::new(
@@ -95,9 +118,37 @@ impl Server {
         self.shutdown.is_closed()
     }
 
+    /// Take a slot for a new TCP connection from `ip`, or say why not.
+    fn admit(&self, ip: IpAddr) -> Result<(), &'static [u8]> {
+        if self.active.load(Ordering::Acquire) >= self.max_connections {
+            return Err(CONNECTION_LIMIT);
+        }
+        let mut m = self.per_address.lock().expect("per-address lock");
+        let n = m.entry(ip).or_insert(0);
+        if *n >= self.max_per_address {
+            return Err(ADDRESS_LIMIT);
+        }
+        *n += 1;
+        Ok(())
+    }
+
+    fn release(&self, ip: IpAddr) {
+        let mut m = self.per_address.lock().expect("per-address lock");
+        if let Some(n) = m.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&ip);
+            }
+        }
+    }
+
     async fn until_shutdown(&self) {
         let _ = self.shutdown.recv().await;
     }
+}
+
+fn secs(n: u64) -> Option<Duration> {
+    (n > 0).then(|| Duration::from_secs(n))
 }
 
 /// Failed AUTH attempts per client address: a token bucket holding `cap` failures,
@@ -261,24 +312,16 @@ pub async fn accept_loop(
                 continue;
             }
         };
+        let accepted_at = Instant::now();
         let _ = stream.get_ref().set_nodelay(true);
-        if sv.active.load(Ordering::Acquire) >= sv.max_connections {
+        if let Err(line) = sv.admit(peer.ip()) {
             sv.metrics.connections_rejected.inc();
-            if sv.rejecting.fetch_add(1, Ordering::AcqRel) < MAX_REJECTING {
-                let sv2 = sv.clone();
-                ex.spawn(async move {
-                    reject(stream, sv2.tls.clone()).await;
-                    sv2.rejecting.fetch_sub(1, Ordering::AcqRel);
-                })
-                .detach();
-            } else {
-                sv.rejecting.fetch_sub(1, Ordering::AcqRel);
-            }
+            reject(&sv, stream, line, &ex);
             continue;
         }
-        let guard = Active::new(sv.clone());
+        let guard = Active::new(sv.clone(), Some(peer.ip()));
         ex.spawn(async move {
-            serve(stream, peer, &guard.0).await;
+            serve(stream, peer, &guard.sv, accepted_at).await;
             drop(guard);
         })
         .detach();
@@ -286,22 +329,74 @@ pub async fn accept_loop(
     log(Level::Debug, format_args!("stopped accepting"));
 }
 
-/// Counts a connection as active for as long as it lives.
-struct Active(Arc<Server>);
+/// The operator's way in when every TCP slot is taken (by a flood, or by slow clients
+/// that have not hit their deadlines yet): a Unix socket, reachable only through file
+/// permissions (it is created 0600 in the private data directory), with its own small
+/// limit and none of the TCP limits. Plain text; AUTH is required as on TCP.
+pub async fn accept_admin_loop(
+    listener: Async<std::os::unix::net::UnixListener>,
+    sv: Arc<Server>,
+    ex: Arc<Executor<'static>>,
+) {
+    // Unix peers have no IP address: they share one AUTH-throttle bucket, apart from
+    // every TCP client.
+    let peer = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0));
+    loop {
+        let next = async { Some(listener.accept().await) }
+            .or(async {
+                sv.until_shutdown().await;
+                None
+            })
+            .await;
+        let Some(accepted) = next else { break };
+        let Ok((stream, _)) = accepted else {
+            Timer::after(Duration::from_millis(50)).await;
+            continue;
+        };
+        let accepted_at = Instant::now();
+        if sv.admin_active.load(Ordering::Acquire) >= ADMIN_CONNECTIONS_MAX {
+            sv.metrics.connections_rejected.inc();
+            ex.spawn(say_and_close(stream, CONNECTION_LIMIT)).detach();
+            continue;
+        }
+        let guard = Active::new(sv.clone(), None);
+        ex.spawn(async move {
+            run(stream, peer, &guard.sv, accepted_at).await;
+            drop(guard);
+        })
+        .detach();
+    }
+}
+
+/// Counts a connection as active for as long as it lives: a TCP one (with its address)
+/// against the connection limits, an admin-socket one (`None`) against its own.
+struct Active {
+    sv: Arc<Server>,
+    ip: Option<IpAddr>,
+}
 
 impl Active {
-    fn new(sv: Arc<Server>) -> Active {
-        sv.active.fetch_add(1, Ordering::AcqRel);
+    fn new(sv: Arc<Server>, ip: Option<IpAddr>) -> Active {
+        match ip {
+            Some(_) => sv.active.fetch_add(1, Ordering::AcqRel),
+            None => sv.admin_active.fetch_add(1, Ordering::AcqRel),
+        };
         sv.metrics.connections_total.inc();
         sv.metrics.connections_active.inc();
-        Active(sv)
+        Active { sv, ip }
     }
 }
 
 impl Drop for Active {
     fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::AcqRel);
-        self.0.metrics.connections_active.dec();
+        match self.ip {
+            Some(ip) => {
+                self.sv.release(ip);
+                self.sv.active.fetch_sub(1, Ordering::AcqRel)
+            }
+            None => self.sv.admin_active.fetch_sub(1, Ordering::AcqRel),
+        };
+        self.sv.metrics.connections_active.dec();
     }
 }
 
@@ -325,26 +420,70 @@ async fn say_and_close<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, line: &[u8])
     .await;
 }
 
-async fn reject(stream: Async<TcpStream>, tls: Option<futures_rustls::TlsAcceptor>) {
-    match tls {
-        None => say_and_close(stream, CONNECTION_LIMIT).await,
-        Some(acc) => {
-            let hs = async { acc.accept(stream).await.ok() }
-                .or(async {
-                    Timer::after(REJECT_LINGER).await;
-                    None
-                })
-                .await;
-            if let Some(s) = hs {
-                say_and_close(s, CONNECTION_LIMIT).await;
+/// Turn a connection away with `line`. Plain TCP: the line goes out at once (it fits in
+/// a fresh socket's send buffer), then FIN; the socket lingers briefly reading what the
+/// client still sends (closing with unread input would reset the connection and could
+/// destroy the line in flight), at most `MAX_REJECTING` at a time. Past that it is
+/// closed as soon as the input already there is read. So every rejected client is told,
+/// and rejected sockets hold at most `MAX_REJECTING` descriptors for `REJECT_LINGER`.
+fn reject(sv: &Arc<Server>, stream: Async<TcpStream>, line: &'static [u8], ex: &Executor<'static>) {
+    use std::io::{Read, Write};
+    let Some(acc) = sv.tls.clone() else {
+        let _ = stream.get_ref().write(line);
+        let _ = stream.get_ref().shutdown(std::net::Shutdown::Write);
+        if sv.rejecting.fetch_add(1, Ordering::AcqRel) < MAX_REJECTING {
+            let sv = sv.clone();
+            ex.spawn(async move {
+                drain(stream).await;
+                sv.rejecting.fetch_sub(1, Ordering::AcqRel);
+            })
+            .detach();
+        } else {
+            sv.rejecting.fetch_sub(1, Ordering::AcqRel);
+            let mut sink = [0u8; 512];
+            while matches!(stream.get_ref().read(&mut sink), Ok(n) if n > 0) {}
+        }
+        return;
+    };
+    if sv.rejecting.fetch_add(1, Ordering::AcqRel) >= MAX_REJECTING_TLS {
+        sv.rejecting.fetch_sub(1, Ordering::AcqRel);
+        return;
+    }
+    let sv = sv.clone();
+    ex.spawn(async move {
+        let hs = async { acc.accept(stream).await.ok() }
+            .or(async {
+                Timer::after(REJECT_LINGER).await;
+                None
+            })
+            .await;
+        if let Some(s) = hs {
+            say_and_close(s, line).await;
+        }
+        sv.rejecting.fetch_sub(1, Ordering::AcqRel);
+    })
+    .detach();
+}
+
+/// Read and drop input until the peer closes, for at most `REJECT_LINGER`.
+async fn drain<S: AsyncRead + Unpin>(mut s: S) {
+    let mut sink = [0u8; 512];
+    async {
+        while let Ok(n) = s.read(&mut sink).await {
+            if n == 0 {
+                break;
             }
         }
     }
+    .or(async {
+        Timer::after(REJECT_LINGER).await;
+    })
+    .await;
 }
 
-async fn serve(stream: Async<TcpStream>, peer: SocketAddr, sv: &Arc<Server>) {
+async fn serve(stream: Async<TcpStream>, peer: SocketAddr, sv: &Arc<Server>, accepted_at: Instant) {
     match &sv.tls {
-        None => run(stream, peer, sv).await,
+        None => run(stream, peer, sv, accepted_at).await,
         Some(acc) => {
             let hs = async { Some(acc.accept(stream).await) }
                 .or(async {
@@ -353,7 +492,7 @@ async fn serve(stream: Async<TcpStream>, peer: SocketAddr, sv: &Arc<Server>) {
                 })
                 .await;
             match hs {
-                Some(Ok(s)) => run(s, peer, sv).await,
+                Some(Ok(s)) => run(s, peer, sv, accepted_at).await,
                 Some(Err(e)) => {
                     sv.metrics.tls_handshake_failures.inc();
                     log(Level::Debug, format_args!("TLS handshake with {peer}: {e}"));
@@ -371,7 +510,7 @@ async fn serve(stream: Async<TcpStream>, peer: SocketAddr, sv: &Arc<Server>) {
 }
 
 /// One connection, plain or TLS.
-async fn run<S>(stream: S, peer: SocketAddr, sv: &Arc<Server>)
+async fn run<S>(stream: S, peer: SocketAddr, sv: &Arc<Server>, accepted_at: Instant)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -409,7 +548,7 @@ where
     // Closed by whichever half ends the connection first.
     let (stop_tx, stop_rx) = channel::bounded::<()>(1);
     let (r, w) = smol::io::split(stream);
-    let reader = read_half(id, r, &st, wake_rx, &stop_tx, &stop_rx, sv);
+    let reader = read_half(id, r, &st, wake_rx, &stop_tx, &stop_rx, sv, accepted_at);
     let writer = write_half(id, w, out_rx, &st, &stop_tx, &stop_rx, peer, sv);
     let (mut r, clean) = smol::future::zip(reader, writer).await;
     if clean {
@@ -445,15 +584,25 @@ async fn read_half<R: AsyncRead + Unpin>(
     stop_tx: &Sender<()>,
     stop: &Receiver<()>,
     sv: &Server,
+    accepted_at: Instant,
 ) -> R {
     enum Got {
         Read(std::io::Result<usize>),
         Stop,
         Idle,
+        Late,
     }
     let mut buf = vec![0u8; READ_BYTES];
     let mut sent = 0u64;
     let mut lines = LineCounter { in_line: false };
+    // Deadlines that bytes arriving do not push back (a client sending one byte a second
+    // is never idle): the first statement line with auth on, and every line once begun.
+    let mut first_line_by = if sv.auth {
+        sv.auth_timeout.map(|d| accepted_at + d)
+    } else {
+        None
+    };
+    let mut line_since: Option<Instant> = None;
     let stopped = || async {
         let _ = stop.recv().await;
     };
@@ -481,7 +630,20 @@ async fn read_half<R: AsyncRead + Unpin>(
             if let Wait::Stop = w {
                 return r;
             }
+            // The wait was the server's, not the client's: a line it was sending starts
+            // its clock again.
+            if line_since.is_some() {
+                line_since = Some(Instant::now());
+            }
         }
+        let line_by = match (line_since, sv.line_timeout) {
+            (Some(t), Some(d)) => Some(t + d),
+            _ => None,
+        };
+        let late_at = match (first_line_by, line_by) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let got = async { Got::Read(r.read(&mut buf).await) }
             .or(async {
                 stopped().await;
@@ -498,8 +660,30 @@ async fn read_half<R: AsyncRead + Unpin>(
                 };
                 Got::Idle
             })
+            .or(async {
+                match late_at {
+                    Some(t) => Timer::at(t).await,
+                    None => std::future::pending().await,
+                };
+                Got::Late
+            })
             .await;
         match got {
+            Got::Late => {
+                sv.metrics.deadline_closed.inc();
+                let what = if first_line_by.is_some_and(|t| t <= Instant::now()) {
+                    "no AUTH line"
+                } else {
+                    "a line left unfinished"
+                };
+                log(
+                    Level::Debug,
+                    format_args!("connection {id}: {what} past its deadline, closed"),
+                );
+                let _ = sv.engine.send(Input::Event(Event::Closed(id)));
+                stop_tx.close();
+                return r;
+            }
             // On shutdown the engine drains the connection: it answers what it has
             // and closes it, and the writer sends that out.
             Got::Stop => return r,
@@ -529,11 +713,18 @@ async fn read_half<R: AsyncRead + Unpin>(
             }
             Got::Read(Ok(n)) => {
                 let k = lines.count(&buf[..n]);
+                let now = Instant::now();
                 if k > 0 {
-                    st.lines
-                        .lock()
-                        .expect("lines lock")
-                        .push_back((k, Instant::now()));
+                    st.lines.lock().expect("lines lock").push_back((k, now));
+                    first_line_by = None;
+                }
+                // Any byte after the last newline is a line begun (spaces too).
+                match buf[..n].iter().rposition(|&b| b == b'\n') {
+                    Some(p) if p + 1 == n => line_since = None,
+                    Some(_) => line_since = Some(now),
+                    None => {
+                        line_since.get_or_insert(now);
+                    }
                 }
                 sent += n as u64;
                 if sv

@@ -7,6 +7,7 @@
 mod common;
 use common::{http_get, start, temp_dir, Conn, Server, TempDir};
 use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -431,5 +432,181 @@ fn metrics_show_no_names_unless_asked() {
         assert_eq!(text.contains("secretlens"), labels, "{text}");
         assert!(text.contains("tau_layers 1\n"), "{text}");
         assert!(text.contains("tau_base_lenses 1\n"), "{text}");
+    }
+}
+
+// ---------------------------------------------------------------- connections (item 5)
+
+/// A socket that sends one byte every 250 ms and never a newline.
+fn slowloris(
+    addr: &str,
+    n: usize,
+) -> (
+    Vec<TcpStream>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<usize>,
+) {
+    let socks: Vec<TcpStream> = (0..n).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let clones: Vec<TcpStream> = socks.iter().map(|s| s.try_clone().unwrap()).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    let h = std::thread::spawn(move || {
+        let mut alive = clones.len();
+        let mut socks: Vec<Option<TcpStream>> = clones.into_iter().map(Some).collect();
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) && alive > 0 {
+            for s in socks.iter_mut() {
+                if let Some(k) = s {
+                    if k.write_all(b"A").is_err() {
+                        *s = None;
+                        alive -= 1;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        alive
+    });
+    (socks, stop, h)
+}
+
+fn auth_config(dir: &TempDir, extra: &str) -> String {
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let cfg = dir.0.join("tau.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{}\"\n[auth]\nenabled = true\nadmin_user = \"admin\"\nadmin_password = \"pw\"\n{extra}",
+            dir.0.join("data").display()
+        ),
+    )
+    .unwrap();
+    cfg.to_string_lossy().into_owned()
+}
+
+#[test]
+fn slowloris_cannot_lock_out_the_admin() {
+    let dir = temp_dir("hostile-slow");
+    let cfg = auth_config(&dir, "");
+    let server = start(&["--config", &cfg, "--max-connections", "5"]);
+    let (_socks, stop, h) = slowloris(&server.addr, 5);
+    // Every slot is held: a TCP client is turned away...
+    let mut c = Conn::new(&server.addr);
+    c.send("AUTH admin pw\n");
+    assert_eq!(c.line(), "ERR server at connection limit");
+    // ...but the operator's path, the admin socket in the data directory, is open.
+    let sock = dir.0.join("data/admin.sock");
+    let mut a = std::os::unix::net::UnixStream::connect(&sock)
+        .unwrap_or_else(|e| panic!("admin socket {}: {e}", sock.display()));
+    a.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    a.write_all(b"AUTH admin pw\nSHOW USERS\n").unwrap();
+    let mut r = std::io::BufReader::new(a);
+    let mut l = String::new();
+    use std::io::BufRead;
+    r.read_line(&mut l).unwrap();
+    assert_eq!(l, "OK\n");
+    l.clear();
+    r.read_line(&mut l).unwrap();
+    assert_eq!(l, "NAMES 1; admin\n");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    h.join().unwrap();
+}
+
+#[test]
+fn a_partial_line_and_a_missing_auth_have_deadlines() {
+    let dir = temp_dir("hostile-deadline");
+    let cfg = auth_config(
+        &dir,
+        "[limits]\nline_timeout_secs = 1\nauth_timeout_secs = 1\n",
+    );
+    let server = start(&["--config", &cfg, "--max-connections", "5"]);
+    let t0 = Instant::now();
+    let (_socks, stop, h) = slowloris(&server.addr, 4);
+    // One more that sends nothing at all.
+    let mut silent = TcpStream::connect(&server.addr).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(
+        silent.read(&mut buf).unwrap_or(0),
+        0,
+        "silent connection got bytes"
+    );
+    // All five slots come free within the deadlines, and the slowloris sockets are closed.
+    let alive = h.join().unwrap();
+    assert_eq!(alive, 0);
+    assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
+    eventually(10, "a TCP client gets in", || {
+        let mut c = Conn::new(&server.addr);
+        c.ask("AUTH admin pw") == "OK"
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    // After AUTH, a line that stalls half-way is cut off too.
+    let mut c = Conn::new(&server.addr);
+    assert_eq!(c.ask("AUTH admin pw"), "OK");
+    let t1 = Instant::now();
+    c.send("SHOW DATA");
+    assert!(c.closed());
+    assert!(t1.elapsed() < Duration::from_secs(5), "{:?}", t1.elapsed());
+    // A connection that keeps completing lines is not cut off by the line deadline.
+    let mut c = Conn::new(&server.addr);
+    assert_eq!(c.ask("AUTH admin pw"), "OK");
+    for _ in 0..6 {
+        c.send("SHOW ");
+        std::thread::sleep(Duration::from_millis(300));
+        c.send("USERS\n");
+        assert_eq!(c.line(), "NAMES 1; admin");
+    }
+}
+
+#[test]
+fn connections_per_address_are_capped() {
+    let server = start(&["--in-memory", "--max-connections-per-address", "3"]);
+    let mut held: Vec<Conn> = (0..3).map(|_| Conn::new(&server.addr)).collect();
+    for c in &mut held {
+        assert_eq!(c.ask("SHOW DATABASES"), "NAMES 0");
+    }
+    let mut c = Conn::new(&server.addr);
+    assert!(c.line().starts_with("ERR server at connection limit"));
+    assert!(c.closed());
+    drop(held.pop());
+    eventually(10, "a slot came back", || {
+        Conn::new(&server.addr).ask("SHOW DATABASES") == "NAMES 0"
+    });
+}
+
+#[test]
+fn every_client_turned_away_at_the_limit_is_told_why() {
+    let server = start(&["--in-memory", "--max-connections", "5"]);
+    let mut held: Vec<Conn> = (0..5).map(|_| Conn::new(&server.addr)).collect();
+    for c in &mut held {
+        assert_eq!(c.ask("SHOW DATABASES"), "NAMES 0");
+    }
+    let pid = server.child.id();
+    // 1,000 clients from 4 threads, all connected before any reads its line.
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let addr = server.addr.clone();
+            std::thread::spawn(move || {
+                let socks: Vec<TcpStream> = (0..250)
+                    .map(|_| TcpStream::connect(&addr).unwrap())
+                    .collect();
+                let mut told = 0;
+                for mut s in socks {
+                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    let mut all = Vec::new();
+                    let _ = s.read_to_end(&mut all);
+                    told += usize::from(all == b"ERR server at connection limit\n");
+                }
+                told
+            })
+        })
+        .collect();
+    let told: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(told, 1000, "clients told about the connection limit");
+    let hwm = proc_status(pid, "VmHWM");
+    assert!(hwm < RSS_KB_MAX, "peak RSS {hwm} kB");
+    for c in &mut held {
+        assert_eq!(c.ask("SHOW DATABASES"), "NAMES 0");
     }
 }
