@@ -575,21 +575,43 @@ fn connections_per_address_are_capped() {
     });
 }
 
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
 #[test]
 fn every_client_turned_away_at_the_limit_is_told_why() {
+    flood(false);
+}
+
+#[test]
+fn every_client_turned_away_at_the_limit_is_told_why_even_if_it_talks_first() {
+    flood(true);
+}
+
+/// 1,000 clients at a full server, from 4 threads, all connected before any reads its
+/// line; `talk`: each sends a statement first (unread input at close would reset the
+/// connection and could destroy the line).
+fn flood(talk: bool) {
     let server = start(&["--in-memory", "--max-connections", "5"]);
     let mut held: Vec<Conn> = (0..5).map(|_| Conn::new(&server.addr)).collect();
     for c in &mut held {
         assert_eq!(c.ask("SHOW DATABASES"), "NAMES 0");
     }
     let pid = server.child.id();
-    // 1,000 clients from 4 threads, all connected before any reads its line.
+    let fds_before = open_fds(pid);
     let threads: Vec<_> = (0..4)
         .map(|_| {
             let addr = server.addr.clone();
             std::thread::spawn(move || {
                 let socks: Vec<TcpStream> = (0..250)
-                    .map(|_| TcpStream::connect(&addr).unwrap())
+                    .map(|_| {
+                        let mut s = TcpStream::connect(&addr).unwrap();
+                        if talk {
+                            let _ = s.write_all(b"SHOW DATABASES\n");
+                        }
+                        s
+                    })
                     .collect();
                 let mut told = 0;
                 for mut s in socks {
@@ -606,6 +628,10 @@ fn every_client_turned_away_at_the_limit_is_told_why() {
     assert_eq!(told, 1000, "clients told about the connection limit");
     let hwm = proc_status(pid, "VmHWM");
     assert!(hwm < RSS_KB_MAX, "peak RSS {hwm} kB");
+    // Rejected sockets linger a second at most.
+    eventually(10, "the rejected sockets are closed", || {
+        open_fds(pid) <= fds_before + 2
+    });
     for c in &mut held {
         assert_eq!(c.ask("SHOW DATABASES"), "NAMES 0");
     }
