@@ -40,10 +40,11 @@ import taupy
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def start_server(binary: str) -> Tuple[subprocess.Popen[bytes], str, int, str]:
+def start_server(binary: str, in_memory: bool) -> Tuple[subprocess.Popen[bytes], str, int, str]:
     d = tempfile.mkdtemp(prefix="taupy-bench-")
+    store = ["--in-memory"] if in_memory else ["--data-dir", os.path.join(d, "data")]
     proc = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1:0", "--data-dir", os.path.join(d, "data"), "--log-level", "warn"],
+        [binary, "--bind", "127.0.0.1:0", *store, "--log-level", "warn"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -86,12 +87,13 @@ def main() -> None:
     ap.add_argument("--at-secs", type=float, default=5.0)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--only", choices=["batch", "at", "range"], help="run one figure only")
+    ap.add_argument("--in-memory", action="store_true", help="start the server --in-memory (no fsync)")
     a = ap.parse_args()
 
     proc: Optional[subprocess.Popen[bytes]] = None
     tmp: Optional[str] = None
     if a.host is None:
-        proc, host, port, tmp = start_server(a.server)
+        proc, host, port, tmp = start_server(a.server, a.in_memory)
     else:
         host, port = a.host, a.port
     try:
