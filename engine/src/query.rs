@@ -249,7 +249,9 @@ fn expr_pieces_in(
         // With integer time, piece p overlaps [t+a, t+b) exactly for
         // t in [p.start - b + 1, p.end - a): the window's piece set changes only there.
         for p in &ps {
-            bounds.push(p.start.saturating_sub(b).saturating_add(1));
+            // Exact, then clamped: saturating twice would turn MIN+1 - 2 + 1 into MIN+1.
+            let first = i128::from(p.start) - i128::from(b) + 1;
+            bounds.push(first.clamp(i64::MIN.into(), i64::MAX.into()) as i64);
             bounds.push(p.end.saturating_sub(a));
         }
         rolls.insert((n, a, b), ps);

@@ -17,6 +17,10 @@ pub struct SimConfig {
     pub hold_jobs: bool,
     /// Run the engine durable (WAL on a simulated disk), with restarts.
     pub durable: bool,
+    /// Hold storage ops: the driver runs them (strictly in order) only when an `i`
+    /// operation or an awaited reply releases them, so several connections' commits wait
+    /// on one sync.
+    pub hold_io: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -40,6 +44,9 @@ pub enum Op {
     Tick { ms: i64 },
     /// Complete held compaction jobs, in an order derived from `pick`.
     RunJobs { pick: u64 },
+    /// Run some of the held storage ops (how many: from `pick`), oldest first, and
+    /// deliver their completions.
+    Io { pick: u64 },
     /// The process is killed (every connection drops) and a new one starts on the same
     /// disk. The page cache survives a killed process: nothing written is lost.
     Restart,
@@ -82,6 +89,7 @@ impl Op {
             Op::Eof { conn, line } => format!("e {conn} {line}"),
             Op::Tick { ms } => format!("t {ms}"),
             Op::RunJobs { pick } => format!("k {pick}"),
+            Op::Io { pick } => format!("i {pick}"),
             Op::Restart => "r".into(),
             Op::PowerLoss { after, pick } => format!("x {after} {pick}"),
             Op::FailSync => "F".into(),
@@ -143,6 +151,9 @@ impl Op {
             "k" => Op::RunJobs {
                 pick: rest.parse().map_err(|_| bad())?,
             },
+            "i" => Op::Io {
+                pick: rest.parse().map_err(|_| bad())?,
+            },
             "x" => {
                 let (a, p) = rest.split_once(' ').ok_or_else(bad)?;
                 Op::PowerLoss {
@@ -175,13 +186,14 @@ impl Case {
         }
         let _ = writeln!(
             s,
-            "config auth={} conns={} compact_threshold={} job_threshold={} hold_jobs={} durable={}",
+            "config auth={} conns={} compact_threshold={} job_threshold={} hold_jobs={} durable={} hold_io={}",
             c.auth as u8,
             c.conns,
             c.compact_threshold,
             c.job_threshold,
             c.hold_jobs as u8,
-            c.durable as u8
+            c.durable as u8,
+            c.hold_io as u8
         );
         for op in &self.ops {
             let _ = writeln!(s, "{}", op.to_line());
@@ -206,6 +218,7 @@ impl Case {
                     job_threshold: 1 << 16,
                     hold_jobs: false,
                     durable: false,
+                    hold_io: false,
                 };
                 for kv in rest.split_whitespace() {
                     let (k, v) = kv.split_once('=').ok_or("bad config")?;
@@ -218,6 +231,7 @@ impl Case {
                         // (older case files call it hold_compactions)
                         "hold_jobs" | "hold_compactions" => c.hold_jobs = n != 0,
                         "durable" => c.durable = n != 0,
+                        "hold_io" => c.hold_io = n != 0,
                         _ => return Err(format!("unknown config key {k}")),
                     }
                 }
@@ -264,6 +278,7 @@ mod tests {
             },
             Op::Tick { ms: 17 },
             Op::RunJobs { pick: 99 },
+            Op::Io { pick: 12 },
             Op::Restart,
             Op::PowerLoss { after: 3, pick: 77 },
             Op::FailSync,

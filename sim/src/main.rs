@@ -30,7 +30,8 @@ const USAGE: &str = "usage: sim [--seeds N] [--start S] [--seed S] [--replay FIL
   --ops N                statements per seed (default 500)
   --faults KIND          which faults to inject (default all):
                          net: split deliveries, pipelining, abrupt disconnects, half-closes,
-                           held off-loop jobs completed in a seeded order;
+                           held off-loop jobs completed in a seeded order, held storage
+                           completions (several connections' commits on one sync);
                          disk (durable seeds): power loss (unsynced data lost or torn per
                            sector, also mid-op and mid-recovery), fsync failures, a full
                            disk, read errors, bit rot;
@@ -126,6 +127,7 @@ fn make_case(seed: u64, args: &Args) -> Case {
             }
         }
         c.cfg.hold_jobs = false;
+        c.cfg.hold_io = false;
     }
     c
 }
@@ -229,6 +231,7 @@ struct Totals {
     checkpoints: u64,
     jobs: u64,
     held_jobs: u64,
+    held_syncs: u64,
     faults: BTreeMap<&'static str, u64>,
     kinds: BTreeMap<String, (u64, u64)>,
     errors: BTreeMap<String, u64>,
@@ -247,6 +250,7 @@ impl Totals {
         self.checkpoints += s.checkpoints;
         self.jobs += s.jobs;
         self.held_jobs += s.held_jobs;
+        self.held_syncs += s.held_syncs;
         for (k, n) in &s.faults {
             *self.faults.entry(k).or_default() += n;
         }
@@ -390,8 +394,8 @@ fn main() {
         t.chunked, t.pipelined, t.disconnects, t.half_closes, t.jobs, t.held_jobs
     );
     println!(
-        "storage: {} restarts with recovery and a durability check, {} checkpoints",
-        t.restarts, t.checkpoints
+        "storage: {} restarts with recovery and a durability check, {} checkpoints, {} syncs held and released in order",
+        t.restarts, t.checkpoints, t.held_syncs
     );
     println!("disk faults and crash outcomes:");
     for (k, n) in &t.faults {

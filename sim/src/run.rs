@@ -10,7 +10,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use tau_engine::durable::StorageConfig;
+use tau_engine::durable::{StorageConfig, StorageOp};
 use tau_engine::{run_job, Argon2Params, Config, Effect, Engine, Event, Job, Token};
 use tau_oracle::{Oracle, OracleConfig, Snapshot};
 
@@ -47,6 +47,8 @@ pub struct Stats {
     pub restarts: u64,
     pub checkpoints: u64,
     pub held_jobs: u64,
+    /// Syncs run by the driver after being held (`hold_io` seeds).
+    pub held_syncs: u64,
     pub jobs: u64,
     /// Disk faults and crash outcomes, by kind.
     pub faults: BTreeMap<&'static str, u64>,
@@ -106,6 +108,46 @@ const HISTORY: usize = 32;
 
 type Fail = Box<Divergence>;
 
+/// A write whose reply has not arrived: what the oracle answered, and the committed
+/// states just before and just after it (in submission order).
+struct Pending {
+    conn: u8,
+    line: String,
+    kind: String,
+    expected: String,
+    step: usize,
+    before: Snapshot,
+    after: Snapshot,
+}
+
+/// Statements that may be submitted while other connections' commits wait on held
+/// storage: autocommit writes and lens DDL (validated against committed state plus every
+/// commit in flight, as the oracle's order has it) and transaction control. Reads see
+/// committed state only, and database, user and grant statements check names and rights
+/// against committed state, so all of those wait until everything has drained.
+const CONCURRENT: &[&str] = &[
+    "APPEND LENS",
+    "BATCH APPEND",
+    "CREATE LENS",
+    "DROP LENS",
+    "DERIVE LENS",
+    "COPY LENS",
+    "START TRANSACTION",
+    "COMMIT",
+    "ROLLBACK",
+];
+
+/// How long `reply` may wait for a line.
+#[derive(Clone, Copy, PartialEq)]
+enum Wait {
+    /// Only what has arrived.
+    No,
+    /// Complete held jobs, but leave held storage alone.
+    Jobs,
+    /// Complete held jobs and run held storage ops until the line arrives.
+    All,
+}
+
 struct World<'c> {
     case: &'c Case,
     engine: Engine,
@@ -117,7 +159,24 @@ struct World<'c> {
     oracle: Oracle,
     files: BTreeMap<String, Vec<u8>>,
     held: Vec<(Token, Job)>,
+    /// Storage ops the engine asked for and the simulated driver has not run yet
+    /// (`hold_io` seeds). They run strictly in order, as `StorageOp` requires; what
+    /// varies is when, relative to client bytes and job completions.
+    io: VecDeque<(Token, StorageOp)>,
+    /// Append ops the engine has asked for: a write that emitted one is in the commit
+    /// pipeline (and not parked behind a checkpoint).
+    appends: u64,
+    /// Recovery is running (with its durability probe): storage is never held then.
+    booting: bool,
+    /// Writes submitted and not yet answered, in submission order (`hold_io` seeds): each
+    /// waits for a sync that the driver holds, while other connections go on.
+    outstanding: VecDeque<Pending>,
+    /// An entry of the current `outstanding` set was refused (so the oracle already
+    /// stands before it: later refusals of the same set must not move it forward).
+    outstanding_refused: bool,
     received: BTreeMap<u64, Vec<u8>>,
+    /// Whole reply lines received and not yet compared, per connection.
+    inbox: BTreeMap<u64, VecDeque<String>>,
     closed: BTreeSet<u64>,
     open: Vec<bool>,
     buffers: Vec<Vec<String>>,
@@ -195,25 +254,14 @@ impl World<'_> {
                         })
                     }
                     Effect::Storage { token, op } => {
-                        if let Some((n, pick)) = self.crash_in {
-                            if n == 0 {
-                                self.crash_in = None;
-                                self.stats.fault("power loss mid-op");
-                                if debug_on() {
-                                    eprintln!("step {} power loss during {op:?}", self.step);
-                                }
-                                self.disk.exec_partly(op, pick);
-                                self.crashed = Some(pick);
-                                continue;
-                            }
-                            self.crash_in = Some((n - 1, pick));
+                        if matches!(op, StorageOp::Append { .. }) {
+                            self.appends += 1;
                         }
-                        let errors = self.disk.injected_errors;
-                        let result = self.disk.exec(op);
-                        if self.disk.injected_errors > errors {
-                            self.faulted = true;
+                        if self.case.cfg.hold_io && !self.booting {
+                            self.io.push_back((token, op));
+                        } else if let Some(done) = self.exec_storage(token, op) {
+                            q.push_back(done);
                         }
-                        q.push_back(Event::StorageDone { token, result });
                     }
                     Effect::Fatal(m) => self.fatal = Some(m),
                     Effect::Log(l) => {
@@ -242,9 +290,102 @@ impl World<'_> {
         }
     }
 
+    /// Run one storage op on the simulated disk: its completion, or `None` when the power
+    /// went during it.
+    fn exec_storage(&mut self, token: Token, op: StorageOp) -> Option<Event> {
+        if let Some((n, pick)) = self.crash_in {
+            if n == 0 {
+                self.crash_in = None;
+                self.stats.fault("power loss mid-op");
+                if debug_on() {
+                    eprintln!("step {} power loss during {op:?}", self.step);
+                }
+                self.disk.exec_partly(op, pick);
+                self.crashed = Some(pick);
+                return None;
+            }
+            self.crash_in = Some((n - 1, pick));
+        }
+        let errors = self.disk.injected_errors;
+        let is_sync = matches!(op, StorageOp::Sync { .. });
+        let what = debug_on().then(|| match &op {
+            StorageOp::Append { path, bytes } => format!("Append {path} +{}", bytes.len()),
+            StorageOp::Create { path, bytes } => format!("Create {path} ({} bytes)", bytes.len()),
+            other => format!("{other:?}"),
+        });
+        let result = self.disk.exec(op);
+        if let Some(what) = what {
+            let r = result.as_ref().map(|_| "ok");
+            eprintln!("step {} storage {what}: {r:?}", self.step);
+        }
+        if self.disk.injected_errors > errors {
+            self.faulted = true;
+        }
+        if is_sync && self.case.cfg.hold_io {
+            self.stats.held_syncs += 1;
+        }
+        Some(Event::StorageDone { token, result })
+    }
+
+    /// Run up to `n` held storage ops, in the order the engine asked for them, and deliver
+    /// each completion.
+    fn release_io(&mut self, n: usize) {
+        for _ in 0..n {
+            if self.crashed.is_some() {
+                return;
+            }
+            let Some((token, op)) = self.io.pop_front() else {
+                return;
+            };
+            let is_sync = matches!(op, StorageOp::Sync { .. });
+            let waiting = self.answered();
+            if let Some(done) = self.exec_storage(token, op) {
+                self.pump(done);
+            }
+            // Several waiters answered by one completion: a shared fsync (or a failure
+            // that refused them all).
+            let now = self.answered();
+            if is_sync && now >= waiting + 2 {
+                self.stats.fault("several commits answered by one fsync");
+            }
+        }
+    }
+
+    /// How many outstanding writes have their reply waiting.
+    fn answered(&mut self) -> usize {
+        if self.outstanding.is_empty() {
+            return 0;
+        }
+        let ids: BTreeSet<u64> = self.outstanding.iter().map(|p| p.conn as u64).collect();
+        for &id in &ids {
+            self.lines_in(id);
+        }
+        ids.iter()
+            .filter(|id| self.inbox.get(id).is_some_and(|q| !q.is_empty()))
+            .count()
+    }
+
+    /// Move the whole lines received on `id` into its inbox.
+    fn lines_in(&mut self, id: u64) {
+        if let Some(buf) = self.received.get_mut(&id) {
+            while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=nl).collect();
+                fnv(&mut self.stats.trace_hash, &line);
+                self.inbox
+                    .entry(id)
+                    .or_default()
+                    .push_back(String::from_utf8_lossy(&line[..nl]).into_owned());
+            }
+        }
+    }
+
     /// Keep the committed state as it is now among the recent ones (see `history`).
     fn remember(&mut self) {
         let now = self.oracle.snapshot();
+        self.remember_state(now);
+    }
+
+    fn remember_state(&mut self, now: Snapshot) {
         if self.history.back() == Some(&now) {
             return;
         }
@@ -266,26 +407,29 @@ impl World<'_> {
         }
     }
 
-    /// Reply line `k` on `id`: complete held jobs (a statement may wait on one) until it
-    /// arrives. `None` when it never will (the connection closed, or the power went).
-    fn reply(&mut self, id: u64, got: &mut Vec<String>, k: usize, wait: bool) -> Option<String> {
+    /// The next reply line on `id`: completing held jobs (a statement may wait on one)
+    /// and, with `Wait::All`, held storage ops until it arrives. `None` when it never will
+    /// (the connection closed, or the power went).
+    fn reply(&mut self, id: u64, wait: Wait) -> Option<String> {
         let mut round = 0u64;
         loop {
-            if let Some(buf) = self.received.get_mut(&id) {
-                while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
-                    let line: Vec<u8> = buf.drain(..=nl).collect();
-                    fnv(&mut self.stats.trace_hash, &line);
-                    got.push(String::from_utf8_lossy(&line[..nl]).into_owned());
-                }
+            self.lines_in(id);
+            if let Some(l) = self.inbox.get_mut(&id).and_then(VecDeque::pop_front) {
+                return Some(l);
             }
-            if let Some(l) = got.get(k) {
-                return Some(l.clone());
-            }
-            if !wait || self.crashed.is_some() || self.held.is_empty() {
+            let io = wait == Wait::All && !self.io.is_empty();
+            if wait == Wait::No || self.crashed.is_some() || (self.held.is_empty() && !io) {
                 return None;
             }
-            self.run_held((self.step as u64) << 16 | round);
+            let pick = (self.step as u64) << 16 | round;
             round += 1;
+            // Jobs and storage completions interleave in a seeded order.
+            if !self.held.is_empty() && (!io || pick.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 63 == 0)
+            {
+                self.run_held(pick);
+            } else {
+                self.release_io(1);
+            }
         }
     }
 
@@ -317,6 +461,13 @@ impl World<'_> {
 
     /// Start a new process on the disk as it is, recover, and check what it recovered.
     fn boot(&mut self) -> Result<(), Fail> {
+        self.booting = true;
+        let r = self.recover();
+        self.booting = false;
+        r
+    }
+
+    fn recover(&mut self) -> Result<(), Fail> {
         self.oracle.restart();
         // States still possible from the last recovery stay candidates for this one.
         let alts: Vec<Snapshot> = std::mem::take(&mut self.alts)
@@ -336,7 +487,9 @@ impl World<'_> {
             self.fatal = None;
             self.faulted = false;
             self.held.clear();
+            self.io.clear();
             self.received.clear();
+            self.inbox.clear();
             self.closed.clear();
             let reads_failed = self.disk.fail_reads;
             let syncs_failed = self.disk.fail_syncs;
@@ -415,7 +568,8 @@ impl World<'_> {
     /// one of them exactly.
     /// `Ok(false)`: the power went during the probe; nothing was decided.
     fn check_recovered(&mut self, rot_truncated: bool, alts: &[Snapshot]) -> Result<bool, Fail> {
-        let mut candidates = vec![self.oracle.snapshot()];
+        // Each candidate with what it is, for the report when none matches.
+        let mut candidates = vec![(self.oracle.snapshot(), "the acknowledged state".to_string())];
         if debug_on() {
             eprintln!(
                 "step {} uncertain {} faulted {}",
@@ -424,23 +578,38 @@ impl World<'_> {
                 self.faulted
             );
         }
-        candidates.extend(self.uncertain.iter().cloned());
-        candidates.extend(alts.iter().cloned());
+        candidates.extend(self.uncertain.iter().enumerate().map(|(k, c)| {
+            let what = format!(
+                "the acknowledged state plus {} write(s) of unknown fate",
+                k + 1
+            );
+            (c.clone(), what)
+        }));
+        candidates.extend(alts.iter().enumerate().map(|(k, c)| {
+            let what = format!("alternative recovered state {}", k + 1);
+            (c.clone(), what)
+        }));
         if rot_truncated {
-            candidates.extend(self.history.iter().rev().cloned());
+            candidates.extend(self.history.iter().rev().enumerate().map(|(k, c)| {
+                let what = format!(
+                    "committed state {} write(s) back (rot in the last record)",
+                    k + 1
+                );
+                (c.clone(), what)
+            }));
         }
         if candidates.len() > 1 {
             self.stats.fault("restarts with uncertain writes");
         }
         // The same state reached twice (a refused write that changed nothing, say) is one
         // candidate: probing it again could only cost time.
-        let mut distinct: Vec<Snapshot> = Vec::with_capacity(candidates.len());
+        let mut distinct: Vec<(Snapshot, String)> = Vec::with_capacity(candidates.len());
         for c in candidates {
-            if !distinct.contains(&c) {
+            if !distinct.iter().any(|d| d.0 == c.0) {
                 distinct.push(c);
             }
         }
-        let candidates = distinct;
+        let (candidates, labels): (Vec<Snapshot>, Vec<String>) = distinct.into_iter().unzip();
         // Read everything any candidate knows about, so that an extra or a missing
         // database, lens or user shows.
         let mut dbs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -521,11 +690,10 @@ impl World<'_> {
         }
         self.pump(Event::Open(PROBE));
         self.pump(Event::Bytes(PROBE, bytes));
-        let mut got = Vec::new();
         let mut actual = Vec::new();
-        for k in 0..probes.len() {
+        for _ in 0..probes.len() {
             actual.push(
-                self.reply(PROBE, &mut got, k, true)
+                self.reply(PROBE, Wait::All)
                     .unwrap_or_else(|| "<no reply>".into()),
             );
         }
@@ -535,7 +703,14 @@ impl World<'_> {
         if self.crashed.is_some() {
             return Ok(false);
         }
-        let mut first_mismatch = None;
+        struct Best {
+            agree: usize,
+            candidate: usize,
+            probe: String,
+            expected: String,
+            actual: String,
+        }
+        let mut best: Option<Best> = None;
         let mut matching = Vec::new();
         for (i, mut o) in oracles.into_iter().enumerate() {
             o.connect(PROBE);
@@ -567,11 +742,23 @@ impl World<'_> {
                     probes[k], expected[k], actual[k]
                 );
             }
-            if first_mismatch.is_none() {
+            // Report the candidate that matched the most probes: the first mismatch of the
+            // acknowledged state can point at the wrong lens when another candidate is
+            // the one recovery nearly reached.
+            let agree = (0..probes.len())
+                .filter(|&k| expected[k] == actual[k])
+                .count();
+            if best.as_ref().is_none_or(|b: &Best| agree > b.agree) {
                 let k = (0..probes.len())
                     .find(|&k| expected[k] != actual[k])
                     .expect("a difference");
-                first_mismatch = Some((probes[k].clone(), expected[k].clone(), actual[k].clone()));
+                best = Some(Best {
+                    agree,
+                    candidate: i,
+                    probe: probes[k].clone(),
+                    expected: expected[k].clone(),
+                    actual: actual[k].clone(),
+                });
             }
         }
         if !matching.is_empty() {
@@ -591,33 +778,40 @@ impl World<'_> {
             self.uncertain.clear();
             return Ok(true);
         }
-        let (p, e, a) = first_mismatch.expect("at least one candidate");
+        let b = best.expect("at least one candidate");
         self.trace
             .push_back(format!("# disk: {}", self.disk.describe()));
         Err(self.diverge(
             0,
-            &format!("<durability probe after restart> {p}"),
+            &format!("<durability probe after restart> {}", b.probe),
             &format!(
-                "{e}  (the acknowledged state; {} candidates)",
-                candidates.len()
+                "{}  (the closest candidate: {}, {} of {} probes matched; {} candidates)",
+                b.expected,
+                labels[b.candidate],
+                b.agree,
+                probes.len(),
+                labels.len()
             ),
-            &a,
+            &b.actual,
         ))
     }
 
     /// The process stops (killed, or the power went): every connection drops.
-    fn stop(&mut self) {
+    fn stop(&mut self) -> Result<(), Fail> {
+        self.cut_outstanding()?;
         self.stats.restarts += 1;
         self.held.clear();
+        self.io.clear();
         for (i, o) in self.open.iter_mut().enumerate() {
             self.buffers[i].clear();
             *o = false;
         }
+        Ok(())
     }
 
     fn power_loss(&mut self, pick: u64) -> Result<(), Fail> {
         self.stats.fault("power loss");
-        self.stop();
+        self.stop()?;
         let torn = self.disk.torn_files;
         self.disk.crash(pick);
         if self.disk.torn_files > torn {
@@ -639,6 +833,27 @@ impl World<'_> {
         };
         let i = conn as usize;
         let id = conn as u64;
+        // One write, submitted while other connections' commits wait on held storage?
+        // Only where the engine's order of validation is the oracle's (see CONCURRENT).
+        let concurrent = self.case.cfg.hold_io
+            && self.buffers[i].is_empty()
+            && !eof
+            && self.open[i]
+            && self.alts.is_empty()
+            && CONCURRENT.contains(&kind_of(line).as_str())
+            && !self.outstanding.iter().any(|p| p.conn == conn);
+        if concurrent {
+            // Settle what has been answered: a refusal there changes what this line sees.
+            self.settle_ready()?;
+        }
+        if !self.outstanding.is_empty() && (!concurrent || self.outstanding_refused) {
+            self.drain()?;
+            if let Some(pick) = self.crashed.take() {
+                // The power went before this send: it never happened.
+                return self.power_loss(pick);
+            }
+        }
+        let appends = self.appends;
         let mut lines = std::mem::take(&mut self.buffers[i]);
         if !lines.is_empty() {
             self.stats.pipelined += 1;
@@ -676,9 +891,21 @@ impl World<'_> {
             self.stats.half_closes += 1;
             self.pump(Event::Eof(id));
         }
+        // A concurrent write: answered at once (an error, a transaction statement), in the
+        // commit pipeline waiting for a held sync (outstanding: the next connection goes
+        // on), or parked (behind a checkpoint): then it is validated only once everything
+        // before it has drained, so the oracle runs it after that too.
+        let mut early = None;
+        if concurrent {
+            early = self.reply(id, Wait::Jobs);
+            if early.is_none() && self.crashed.is_none() {
+                if self.appends > appends && !self.io.is_empty() {
+                    return self.submit_outstanding(conn, line);
+                }
+                self.drain()?;
+            }
+        }
         // Line by line: the oracle's answer, then the engine's.
-        let mut got = Vec::new();
-        let mut k = 0;
         let mut oracle_closed = false;
         // The committed state before the first line the power cut off.
         let mut cut_off: Option<Snapshot> = None;
@@ -715,7 +942,10 @@ impl World<'_> {
             } else {
                 e.0 += 1;
             }
-            let engine_reply = self.reply(id, &mut got, k, true);
+            let engine_reply = match early.take() {
+                Some(r) => Some(r),
+                None => self.reply(id, Wait::All),
+            };
             if debug_on() {
                 eprintln!(
                     "step {} {l:?} oracle {:?} engine {:?} alts {}",
@@ -739,7 +969,6 @@ impl World<'_> {
                 }
                 None => return Err(self.diverge(conn, l, &r.line, "<no reply>")),
                 Some(act) => {
-                    k += 1;
                     let same = |exp: &str| {
                         act == exp
                             || (exp.starts_with("ERR parse error")
@@ -817,7 +1046,7 @@ impl World<'_> {
             return self.power_loss(pick);
         }
         // Nothing more may come: every reply was accounted for.
-        if let Some(act) = self.reply(id, &mut got, k, false) {
+        if let Some(act) = self.reply(id, Wait::No) {
             return Err(self.diverge(conn, "<none>", "<no reply>", &act));
         }
         if eof && !oracle_closed {
@@ -825,6 +1054,14 @@ impl World<'_> {
             self.oracle.disconnect(id);
             self.alts.iter_mut().for_each(|o| o.disconnect(id));
             oracle_closed = true;
+        }
+        if eof && !self.closed.contains(&id) {
+            // The close waits for whatever the engine still has queued (a checkpoint it
+            // started, say): let held storage run.
+            self.drain()?;
+            if let Some(pick) = self.crashed.take() {
+                return self.power_loss(pick);
+            }
         }
         let engine_closed = self.closed.contains(&id);
         if engine_closed != oracle_closed {
@@ -845,9 +1082,16 @@ impl World<'_> {
         match op {
             Op::Tick { ms } => self.now += ms,
             Op::Restart => {
-                // A killed process: the page cache survives, so nothing written is lost.
-                self.stop();
+                // A killed process: the page cache survives, so nothing written is lost
+                // (but storage ops it asked for and the driver had not run never happen).
+                self.stop()?;
                 self.boot()?;
+            }
+            Op::Io { pick } => {
+                if !self.io.is_empty() {
+                    let n = 1 + (*pick % self.io.len() as u64) as usize;
+                    self.release_io(n);
+                }
             }
             Op::PowerLoss { after: 0, pick } => self.power_loss(*pick)?,
             Op::PowerLoss { after, pick } => self.crash_in = Some((*after, *pick)),
@@ -873,6 +1117,14 @@ impl World<'_> {
             Op::RunJobs { pick } => self.run_held(*pick),
             Op::Close { conn } => {
                 let i = *conn as usize;
+                if self.outstanding.iter().any(|p| p.conn == *conn) {
+                    // (A waiter that vanishes is left out: its commit's fate would be
+                    // unknown to the checks that follow.)
+                    self.drain()?;
+                    if let Some(pick) = self.crashed.take() {
+                        return self.power_loss(pick);
+                    }
+                }
                 self.buffers[i].clear();
                 if self.open[i] {
                     self.open[i] = false;
@@ -890,6 +1142,155 @@ impl World<'_> {
         if let Some(pick) = self.crashed.take() {
             return self.power_loss(pick);
         }
+        if !self.outstanding.is_empty() {
+            self.settle_ready()?;
+        }
+        Ok(())
+    }
+
+    /// `line` (alone in its send) is in the commit pipeline, waiting for a held sync: the
+    /// oracle runs it now, in submission order, and its reply is checked when it comes.
+    fn submit_outstanding(&mut self, conn: u8, line: &str) -> Result<(), Fail> {
+        let id = conn as u64;
+        let before = self.oracle.snapshot();
+        self.stats.statements += 1;
+        let Some(r) = self.oracle.execute(id, self.now, line.as_bytes()) else {
+            return Err(self.diverge(conn, line, "<no reply>", "a commit for a blank line"));
+        };
+        let kind = kind_of(line);
+        let e = self.stats.kinds.entry(kind.clone()).or_default();
+        if r.line.starts_with("ERR") {
+            e.1 += 1;
+        } else {
+            e.0 += 1;
+        }
+        if !self.outstanding.is_empty() {
+            self.stats
+                .fault("commits submitted while others waited on a sync");
+        }
+        self.outstanding.push_back(Pending {
+            conn,
+            line: line.to_string(),
+            kind,
+            expected: r.line,
+            step: self.step,
+            before,
+            after: self.oracle.snapshot(),
+        });
+        Ok(())
+    }
+
+    /// Compare the reply of every outstanding write that has one, oldest first. A reply
+    /// to a later write while an earlier one still waits is a divergence: commits become
+    /// durable in the order they were logged.
+    fn settle_ready(&mut self) -> Result<(), Fail> {
+        while let Some(p) = self.outstanding.front() {
+            let id = p.conn as u64;
+            self.lines_in(id);
+            let Some(act) = self.inbox.get_mut(&id).and_then(VecDeque::pop_front) else {
+                break;
+            };
+            let p = self.outstanding.pop_front().expect("a front");
+            self.settle(p, act)?;
+        }
+        if let Some(p) = self.outstanding.front() {
+            let waiting = p.conn;
+            let (line, expected) = (p.line.clone(), p.expected.clone());
+            let later: Vec<u64> = self
+                .outstanding
+                .iter()
+                .skip(1)
+                .map(|p| p.conn as u64)
+                .collect();
+            for id in later {
+                self.lines_in(id);
+                if self.inbox.get(&id).is_some_and(|q| !q.is_empty()) {
+                    return Err(self.diverge(
+                        waiting,
+                        &line,
+                        &expected,
+                        &format!("<no reply, while connection {id}'s later commit was answered>"),
+                    ));
+                }
+            }
+        } else {
+            self.outstanding_refused = false;
+        }
+        Ok(())
+    }
+
+    fn settle(&mut self, p: Pending, act: String) -> Result<(), Fail> {
+        if debug_on() {
+            eprintln!(
+                "step {} (submitted at step {}) {:?} oracle {:?} engine {act:?}",
+                self.step, p.step, p.line, p.expected
+            );
+        }
+        let same = act == p.expected
+            || (p.expected.starts_with("ERR parse error") && act.starts_with("ERR parse error"));
+        if same {
+            if self.rot_on && !act.starts_with("ERR") && p.kind != "START TRANSACTION" {
+                self.remember_state(p.after);
+            }
+            return Ok(());
+        }
+        if !(self.faulted && act.starts_with("ERR storage error")) {
+            return Err(self.diverge(p.conn, &p.line, &p.expected, &act));
+        }
+        // Refused because the disk failed: not applied, but its record may have reached
+        // the disk first. Every later outstanding write is refused with it.
+        self.stats.fault("writes refused on storage error");
+        if self.outstanding_refused {
+            self.stats
+                .fault("waiting commits refused together on one storage failure");
+        }
+        self.uncertain.push(p.after);
+        if !self.outstanding_refused {
+            self.oracle.restore(p.before);
+            self.outstanding_refused = true;
+        }
+        Ok(())
+    }
+
+    /// Run every held storage op (and whatever they lead to) to the end; then every
+    /// outstanding write must have been answered. Returns with `crashed` set when the
+    /// power went meanwhile (the caller recovers).
+    fn drain(&mut self) -> Result<(), Fail> {
+        while !self.io.is_empty() && self.crashed.is_none() {
+            self.release_io(self.io.len());
+        }
+        if self.crashed.is_some() {
+            return Ok(());
+        }
+        self.settle_ready()?;
+        if let Some(p) = self.outstanding.front() {
+            let (conn, line, expected) = (p.conn, p.line.clone(), p.expected.clone());
+            return Err(self.diverge(
+                conn,
+                &line,
+                &expected,
+                "<no reply once every storage op had completed>",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The process is gone: outstanding writes that were not answered may or may not
+    /// have reached the disk.
+    fn cut_outstanding(&mut self) -> Result<(), Fail> {
+        self.settle_ready()?;
+        let Some(first) = self.outstanding.front() else {
+            return Ok(());
+        };
+        self.stats.fault("commits cut off while waiting on a sync");
+        if !self.outstanding_refused {
+            let b = first.before.clone();
+            self.oracle.restore(b);
+        }
+        for p in std::mem::take(&mut self.outstanding) {
+            self.uncertain.push(p.after);
+        }
+        self.outstanding_refused = false;
         Ok(())
     }
 }
@@ -953,7 +1354,13 @@ pub fn run(case: &Case) -> Outcome {
         oracle,
         files,
         held: Vec::new(),
+        io: VecDeque::new(),
+        appends: 0,
+        booting: false,
+        outstanding: VecDeque::new(),
+        outstanding_refused: false,
         received: BTreeMap::new(),
+        inbox: BTreeMap::new(),
         closed: BTreeSet::new(),
         open: vec![false; c.conns as usize],
         buffers: vec![Vec::new(); c.conns as usize],
@@ -976,7 +1383,9 @@ pub fn run(case: &Case) -> Outcome {
         w.remember();
     }
     w.engine = Engine::new(w.config());
+    w.booting = true;
     w.pump(Event::Boot);
+    w.booting = false;
     let mut divergence = w
         .fatal
         .take()
@@ -992,6 +1401,11 @@ pub fn run(case: &Case) -> Outcome {
                 divergence = Some(d);
                 break;
             }
+        }
+        // Every waiter must be answered once everything has drained.
+        if divergence.is_none() {
+            w.step = case.ops.len();
+            divergence = w.drain().err();
         }
     }
     Outcome {

@@ -6,6 +6,7 @@
 //! is generated does not reshuffle the others.
 
 use crate::case::{Case, Op, SimConfig};
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -154,7 +155,16 @@ impl Gen {
             job_threshold: *pick(&mut cfg_rng, &[0, 3, 20, 1 << 16]),
             hold_jobs: cfg_rng.gen_bool(0.5),
             durable: cfg_rng.gen_bool(0.5),
+            hold_io: false,
         };
+        let mut cfg = cfg;
+        // Held storage in half the durable seeds, with at least three connections: a sync
+        // covers the appends made while the one before it ran, so two waiters share a
+        // sync only when a third commit was in flight.
+        cfg.hold_io = cfg.durable && cfg_rng.gen_bool(0.5);
+        if cfg.hold_io {
+            cfg.conns = cfg.conns.max(3);
+        }
         let fresh = vec![true; cfg.conns as usize];
         Gen {
             rng,
@@ -200,6 +210,43 @@ impl Gen {
                 if let Some(op) = self.disk_fault() {
                     ops.push(op);
                     continue;
+                }
+            }
+            if self.cfg.hold_io {
+                match self.net.gen_range(0..100) {
+                    // Let some held storage ops run.
+                    0..=11 => {
+                        ops.push(Op::Io {
+                            pick: self.net.gen(),
+                        });
+                        continue;
+                    }
+                    // A burst of writes on different connections, each sent while the
+                    // ones before it wait on storage.
+                    12..=17 => {
+                        let mut conns: Vec<u8> = (0..self.cfg.conns).collect();
+                        conns.shuffle(&mut self.net);
+                        let k = self.net.gen_range(2..=conns.len());
+                        for &conn in &conns[..k] {
+                            if self.fresh[conn as usize] {
+                                continue;
+                            }
+                            let line = if self.rng.gen_range(0..4) == 0 {
+                                self.statement()
+                            } else {
+                                self.append()
+                            };
+                            ops.push(Op::Send {
+                                conn,
+                                splits: vec![],
+                                crlf: false,
+                                line,
+                            });
+                            count += 1;
+                        }
+                        continue;
+                    }
+                    _ => {}
                 }
             }
             let conn = self.net.gen_range(0..self.cfg.conns);
@@ -469,6 +516,12 @@ impl Gen {
         }
     }
 
+    fn append(&mut self) -> String {
+        self.note_write();
+        let l = self.any_lens();
+        format!("APPEND LENS {l} {}", self.rows(l, ", "))
+    }
+
     /// A write statement is being generated now: it will carry (about) this `written_at`.
     fn note_write(&mut self) {
         self.writes += 1;
@@ -554,11 +607,7 @@ impl Gen {
                 let name = *pick(&mut self.rng, DERIVED);
                 format!("DERIVE LENS {name} AS {}", self.expr(3))
             }
-            "APPEND LENS" => {
-                self.note_write();
-                let l = self.any_lens();
-                format!("APPEND LENS {l} {}", self.rows(l, ", "))
-            }
+            "APPEND LENS" => self.append(),
             "BATCH APPEND" => {
                 self.note_write();
                 let l = self.any_lens();
