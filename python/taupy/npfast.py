@@ -282,11 +282,28 @@ def _windows_of(arr: Any) -> Any:
     return np.lib.stride_tricks.sliding_window_view(padded, _MAX_TOKEN)
 
 
+def _scan_uniform(win: Any, a: Any, width: int) -> Optional[Tuple[Any, Any]]:
+    """``(q, nd)`` when every token ``[a, a + width)`` is all digits (the common case of
+    start/end columns); ``None`` otherwise."""
+    d = win[a, :width] - np.uint8(_ZERO)
+    if bool((d > 9).any()):
+        return None
+    q = (d.astype(np.uint64) * _POW10_U[width - 1 :: -1][None, :]).sum(axis=1, dtype=np.uint64)
+    return q, np.full(len(a), width, dtype=np.int64)
+
+
 def parse_ints(win: Any, arr: Any, a: Any, b: Any) -> Any:
     """int64 values of the decimal tokens ``arr[a:b]`` (optional leading ``-``)."""
     out = np.empty(len(a), dtype=np.int64)
     for lo in range(0, len(a), _BLOCK):
         aa, bb = a[lo : lo + _BLOCK], b[lo : lo + _BLOCK]
+        lens = bb - aa
+        width = int(lens[0]) if len(lens) else 0
+        if 0 < width <= 18 and bool((lens == width).all()):
+            got = _scan_uniform(win, aa, width)
+            if got is not None:
+                out[lo : lo + _BLOCK] = got[0].astype(np.int64)
+                continue
         q, nd, _, ndots, neg = _scan(win, aa, bb)
         long = (bb - aa) > win.shape[1]
         if bool((((nd + neg) != (bb - aa)) & ~long).any()) or bool((nd == 0).any()):

@@ -287,6 +287,12 @@ def test_vectorised_range_parse_is_exact() -> None:
     s, e, v, kind = got
     assert kind == "f" and s.tolist() == list(range(-100, n - 100)) and (e == s + 3).all()
     assert v.tolist() == vals.tolist() and (np.signbit(v) == np.signbit(vals)).all()
+    # a block of equal-width, all-digit starts and ends takes the uniform path
+    m = 9000
+    line = ("RANGE %d; " % m + "; ".join(f"{t}:{t + 7}:i{t % 13 - 6}" for t in range(10_000, 10_000 + m))).encode()
+    s, e, v, kind = npfast.range_arrays(line)  # type: ignore[misc]
+    assert s.tolist() == list(range(10_000, 10_000 + m)) and (e == s + 7).all()
+    assert v.tolist() == [t % 13 - 6 for t in range(10_000, 10_000 + m)]
     # ints, including the extremes
     line = b"RANGE 3; -9223372036854775808:0:i9223372036854775807; 0:1:i-5; 1:2:i0"
     s, e, v, kind = npfast.range_arrays(line)  # type: ignore[misc]
