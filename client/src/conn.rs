@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 /// How to reach the server.
 #[derive(Clone, Debug, Default)]
 pub struct ConnectOptions {
-    /// `HOST:PORT`.
+    /// `HOST:PORT`, or `unix:PATH` for a Unix socket (the server's admin socket).
     pub host: String,
     pub tls: bool,
     /// PEM file with the certificate(s) to trust (e.g. the server's self-signed one).
@@ -28,8 +28,71 @@ pub struct ConnectOptions {
 
 const SOCK: Token = Token(0);
 
+/// A TCP socket, or a Unix one (tau-server's admin socket, `unix:PATH`).
+enum Sock {
+    Tcp(TcpStream),
+    Unix(mio::net::UnixStream),
+}
+
+impl Read for Sock {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => s.read(buf),
+            Sock::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Sock {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => s.write(buf),
+            Sock::Unix(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sock::Tcp(s) => s.flush(),
+            Sock::Unix(s) => s.flush(),
+        }
+    }
+}
+
+impl Sock {
+    fn register(&mut self, poll: &Poll) -> io::Result<()> {
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        match self {
+            Sock::Tcp(s) => poll.registry().register(s, SOCK, interest),
+            Sock::Unix(s) => poll.registry().register(s, SOCK, interest),
+        }
+    }
+}
+
+/// Connect to `HOST:PORT` (the first address that answers).
+fn connect_tcp(host: &str, timeout: Duration) -> io::Result<Sock> {
+    let addrs: Vec<_> = host
+        .to_socket_addrs()
+        .map_err(|e| other(format!("cannot resolve {host}: {e}")))?
+        .collect();
+    let mut last = other(format!("{host} resolves to no address"));
+    let mut std_sock = None;
+    for a in addrs {
+        match std::net::TcpStream::connect_timeout(&a, timeout) {
+            Ok(s) => {
+                std_sock = Some(s);
+                break;
+            }
+            Err(e) => last = other(format!("cannot connect to {host}: {e}")),
+        }
+    }
+    let std_sock = std_sock.ok_or(last)?;
+    std_sock.set_nodelay(true)?;
+    std_sock.set_nonblocking(true)?;
+    Ok(Sock::Tcp(TcpStream::from_std(std_sock)))
+}
+
 pub struct Conn {
-    sock: TcpStream,
+    sock: Sock,
     poll: Poll,
     events: Events,
     tls: Option<Box<rustls::ClientConnection>>,
@@ -106,29 +169,23 @@ impl Conn {
     /// Connect (and for TLS, finish the handshake, so a bad certificate is reported here).
     pub fn connect(opts: &ConnectOptions) -> io::Result<Conn> {
         let timeout = opts.connect_timeout.unwrap_or(Duration::from_secs(10));
-        let addrs: Vec<_> = opts
-            .host
-            .to_socket_addrs()
-            .map_err(|e| other(format!("cannot resolve {}: {e}", opts.host)))?
-            .collect();
-        let mut last = other(format!("{} resolves to no address", opts.host));
-        let mut std_sock = None;
-        for a in addrs {
-            match std::net::TcpStream::connect_timeout(&a, timeout) {
-                Ok(s) => {
-                    std_sock = Some(s);
-                    break;
+        let mut sock = match opts.host.strip_prefix("unix:") {
+            Some(path) => {
+                if opts.tls {
+                    return Err(other(format!(
+                        "{}: a Unix socket is plain text (no --tls)",
+                        opts.host
+                    )));
                 }
-                Err(e) => last = other(format!("cannot connect to {}: {e}", opts.host)),
+                let s = std::os::unix::net::UnixStream::connect(path)
+                    .map_err(|e| other(format!("cannot connect to {}: {e}", opts.host)))?;
+                s.set_nonblocking(true)?;
+                Sock::Unix(mio::net::UnixStream::from_std(s))
             }
-        }
-        let std_sock = std_sock.ok_or(last)?;
-        std_sock.set_nodelay(true)?;
-        std_sock.set_nonblocking(true)?;
-        let mut sock = TcpStream::from_std(std_sock);
+            None => connect_tcp(&opts.host, timeout)?,
+        };
         let poll = Poll::new()?;
-        poll.registry()
-            .register(&mut sock, SOCK, Interest::READABLE | Interest::WRITABLE)?;
+        sock.register(&poll)?;
         let tls = if opts.tls {
             let cfg = tls_config(opts)?;
             let name = ServerName::try_from(host_name(&opts.host).to_string())
@@ -416,6 +473,36 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_unix_socket_is_reached_with_unix_path() {
+        let dir = std::env::temp_dir().join(format!("tau-client-unix-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("admin.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            use std::io::BufRead;
+            let (s, _) = listener.accept().unwrap();
+            let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            (&s).write_all(format!("VAL s{}", line.trim()).as_bytes())
+                .unwrap();
+            (&s).write_all(b"\n").unwrap();
+        });
+        let opts = ConnectOptions {
+            host: format!("unix:{}", path.display()),
+            ..ConnectOptions::default()
+        };
+        let mut c = Conn::connect(&opts).unwrap();
+        c.queue("hello");
+        assert_eq!(c.next_line().unwrap().as_deref(), Some("VAL shello"));
+        server.join().unwrap();
+        let tls = ConnectOptions { tls: true, ..opts };
+        assert!(Conn::connect(&tls).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn host_names() {

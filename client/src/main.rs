@@ -54,7 +54,8 @@ Environment:
     after_long_help = AFTER_HELP
 )]
 struct Cli {
-    /// The server to connect to.
+    /// The server to connect to: HOST:PORT, or unix:PATH for tau-server's admin socket
+    /// (<data-dir>/admin.sock, usable when every TCP slot is taken).
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7070")]
     host: String,
     /// Connect with TLS. Needs --tls-ca or --tls-insecure.
