@@ -440,8 +440,14 @@ fn reject(sv: &Arc<Server>, stream: Async<TcpStream>, line: &'static [u8], ex: &
             .detach();
         } else {
             sv.rejecting.fetch_sub(1, Ordering::AcqRel);
-            let mut sink = [0u8; 512];
-            while matches!(stream.get_ref().read(&mut sink), Ok(n) if n > 0) {}
+            // What has arrived, up to 64 KiB: a client streaming input cannot hold the
+            // accept loop here.
+            let mut sink = [0u8; 4096];
+            for _ in 0..16 {
+                if !matches!(stream.get_ref().read(&mut sink), Ok(n) if n > 0) {
+                    break;
+                }
+            }
         }
         return;
     };
