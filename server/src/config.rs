@@ -87,7 +87,7 @@ pub struct Flags {
     /// Close a connection idle this long, 0 = never [default: 300].
     #[arg(long, value_name = "SECS")]
     pub idle_timeout_secs: Option<u64>,
-    /// Most concurrent TCP connections from one IP address; more get
+    /// Most concurrent TCP connections from one IPv4 address or IPv6 /64; more get
     /// `ERR server at connection limit: ...` [default: 256].
     #[arg(long, value_name = "N")]
     pub max_connections_per_address: Option<usize>,

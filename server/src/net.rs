@@ -124,7 +124,7 @@ impl Server {
             return Err(CONNECTION_LIMIT);
         }
         let mut m = self.per_address.lock().expect("per-address lock");
-        let n = m.entry(ip).or_insert(0);
+        let n = m.entry(address_key(ip)).or_insert(0);
         if *n >= self.max_per_address {
             return Err(ADDRESS_LIMIT);
         }
@@ -133,17 +133,32 @@ impl Server {
     }
 
     fn release(&self, ip: IpAddr) {
+        let key = address_key(ip);
         let mut m = self.per_address.lock().expect("per-address lock");
-        if let Some(n) = m.get_mut(&ip) {
+        if let Some(n) = m.get_mut(&key) {
             *n -= 1;
             if *n == 0 {
-                m.remove(&ip);
+                m.remove(&key);
             }
         }
     }
 
     async fn until_shutdown(&self) {
         let _ = self.shutdown.recv().await;
+    }
+}
+
+/// The unit the per-address connection cap counts: an IPv4 address (also when mapped
+/// into IPv6), or an IPv6 /64, since one IPv6 client usually holds a whole /64.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !((1u128 << 64) - 1),
+            )),
+        },
     }
 }
 
@@ -865,6 +880,15 @@ mod tests {
         assert!(!l.blocked(other, t0));
         assert!(l.blocked(ip, t0 + Duration::from_secs(9)));
         assert!(!l.blocked(ip, t0 + Duration::from_secs(11)));
+    }
+
+    #[test]
+    fn addresses_are_counted_per_ipv4_address_and_ipv6_slash_64() {
+        let k = |s: &str| address_key(s.parse().unwrap());
+        assert_eq!(k("10.0.0.1"), k("::ffff:10.0.0.1"));
+        assert_ne!(k("10.0.0.1"), k("10.0.0.2"));
+        assert_eq!(k("2001:db8:1:2::1"), k("2001:db8:1:2:ffff::9"));
+        assert_ne!(k("2001:db8:1:2::1"), k("2001:db8:1:3::1"));
     }
 
     #[test]
