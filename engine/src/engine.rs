@@ -172,6 +172,9 @@ pub(crate) struct Conn {
     pub out: Vec<u8>,
     pub db: Option<String>,
     pub user: Option<String>,
+    /// The authenticated user's password hash: a session belongs to one creation of a user,
+    /// not to its name (a user dropped and created again gets a new salt, so a new hash).
+    pub user_phc: Option<String>,
     pub authed: bool,
     pub txn: Option<Vec<Buffered>>,
 }

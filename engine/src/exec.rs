@@ -143,9 +143,37 @@ impl Engine {
         }
     }
 
+    /// The connection's user, if it still exists as the same user it authenticated as;
+    /// `Err(name)` for a session whose user was dropped (and maybe created again).
+    fn session_user(&self, id: ConnId) -> Result<Option<&str>, &str> {
+        let Some(c) = self.conns.get(&id) else {
+            return Ok(None);
+        };
+        match (&c.user, &c.user_phc) {
+            (Some(name), Some(phc)) => {
+                let same = self.state.users.get(name).is_some_and(|u| &u.phc == phc);
+                if same {
+                    Ok(Some(name))
+                } else {
+                    Err(name)
+                }
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Rights of connection `id` on `db`: none for a session whose user is gone.
+    fn session_rights(&self, id: ConnId, db: &str) -> Perms {
+        match self.session_user(id) {
+            Ok(user) => Engine::rights(&self.state, self.cfg.auth, user, db),
+            Err(_) if !self.cfg.auth => Perms::ALL,
+            Err(_) => Perms::default(),
+        }
+    }
+
     fn need(&self, id: ConnId, db: &str, p: Perms) -> Res<()> {
         let user = self.conns.get(&id).and_then(|c| c.user.clone());
-        if Engine::rights(&self.state, self.cfg.auth, user.as_deref(), db).contains(p) {
+        if self.session_rights(id, db).contains(p) {
             Ok(())
         } else {
             Err(format!(
@@ -164,12 +192,11 @@ impl Engine {
             None => base,
             Some(buf) => {
                 let mut s = base.into_owned();
-                let user = self.conns.get(&id).and_then(|c| c.user.as_deref());
                 for b in buf {
                     // A buffered statement whose rights were revoked since no longer
                     // counts (COMMIT will fail on it).
                     if let Some((db, p)) = op_right(&b.op) {
-                        if !Engine::rights(&self.state, self.cfg.auth, user, db).contains(p) {
+                        if !self.session_rights(id, db).contains(p) {
                             continue;
                         }
                     }
@@ -358,6 +385,7 @@ impl Engine {
             S::DropUser(u) => {
                 self.state.user(&u)?;
                 self.need(id, "*", Perms::A)?;
+                self.keep_an_admin(&u)?;
                 self.commit_ok(id, vec![Op::DropUser(u)], fx)
             }
             S::ShowUsers => {
@@ -376,7 +404,7 @@ impl Engine {
                 if let Some(u) = &who {
                     self.state.user(u)?;
                 }
-                let me = self.conns.get(&id).and_then(|c| c.user.clone());
+                let me = self.session_user(id).ok().flatten().map(str::to_string);
                 if !(who.is_some() && who == me) {
                     self.need(id, "*", Perms::A)?;
                 }
@@ -397,7 +425,28 @@ impl Engine {
         self.state.user(user)?;
         let db = db.clone();
         self.need(id, &db, Perms::A)?;
+        if let Op::Revoke { user, db, perms } = &op {
+            if db == "*" && perms.contains(Perms::A) {
+                self.keep_an_admin(user)?;
+            }
+        }
         self.commit_ok(id, vec![op], fx)
+    }
+
+    /// Refuse to take the last global admin's `A` on `*` (by REVOKE or DROP USER): the
+    /// bootstrap admin is only created when no users exist, so nobody could administer the
+    /// store again. Checked at the statement, not in `State::check`, so that logs written
+    /// before this rule still replay.
+    fn keep_an_admin(&self, user: &str) -> Res<()> {
+        let view = self.pending_state();
+        let admin =
+            |u: &crate::catalog::User| u.grants.get("*").is_some_and(|p| p.contains(Perms::A));
+        let is_admin = view.users.get(user).is_some_and(admin);
+        let others = view.users.iter().any(|(name, u)| name != user && admin(u));
+        if is_admin && !others {
+            return Err("permission denied: cannot remove the last global admin (A on *)".into());
+        }
+        Ok(())
     }
 
     fn grants(&self, who: Option<&str>) -> String {
@@ -813,10 +862,12 @@ impl Engine {
     ) -> bool {
         let reply = match (waiting, output) {
             (Some(Waiting::Auth { user }), JobOutput::Verified(ok)) => {
-                if ok && self.state.users.contains_key(&user) {
+                let phc = self.state.users.get(&user).map(|u| u.phc.clone());
+                if let (true, Some(phc)) = (ok, phc) {
                     let c = self.conns.get_mut(&id).expect("checked by caller");
                     c.authed = true;
                     c.user = Some(user);
+                    c.user_phc = Some(phc);
                     "OK".to_string()
                 } else {
                     self.stats.auth_failures += 1;

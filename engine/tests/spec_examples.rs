@@ -639,3 +639,72 @@ fn long_expressions_are_accepted_up_to_the_bound_and_survive_a_restart() {
     assert_eq!(r.line(1, "AT LENS d512 5"), "VAL i512");
     assert_eq!(r.line(1, "AT LENS neg 5"), "VAL i2");
 }
+
+fn auth_driver() -> SyncDriver {
+    let mut d = SyncDriver::new(Config {
+        argon2: Argon2Params::TEST,
+        auth: true,
+        bootstrap_admin: Some(("admin".into(), "pw".into())),
+        ..Config::default()
+    });
+    d.open(1);
+    assert_eq!(d.line(1, "AUTH admin pw"), "OK");
+    d
+}
+
+#[test]
+fn the_last_global_admin_cannot_be_revoked_or_dropped() {
+    let mut d = auth_driver();
+    let last = "ERR permission denied: cannot remove the last global admin (A on *)";
+    assert_eq!(d.line(1, "REVOKE A ON * FROM admin"), last);
+    assert_eq!(d.line(1, "DROP USER admin"), last);
+    // Other rights on `*` may go; A stays.
+    assert_eq!(d.line(1, "REVOKE R ON * FROM admin"), "OK");
+    assert_eq!(d.line(1, "CREATE USER bob PASSWORD \"b\""), "OK");
+    assert_eq!(d.line(1, "GRANT A ON * TO bob"), "OK");
+    // With a second admin, either may go.
+    assert_eq!(d.line(1, "REVOKE A ON * FROM admin"), "OK");
+    d.open(2);
+    assert_eq!(d.line(2, "AUTH bob b"), "OK");
+    assert_eq!(d.line(2, "DROP USER bob"), last);
+    assert_eq!(d.line(2, "DROP USER admin"), "OK");
+    assert_eq!(d.line(2, "SHOW USERS"), "NAMES 1; bob");
+}
+
+#[test]
+fn a_session_belongs_to_its_user_not_to_the_name() {
+    // A dropped user's open session must not pick up the grants of a new user created
+    // with the same name.
+    let mut d = auth_driver();
+    for s in [
+        "CREATE DATABASE db",
+        "CREATE USER carol PASSWORD \"c1\"",
+        "GRANT R ON db TO carol",
+    ] {
+        assert_eq!(d.line(1, s), "OK", "{s}");
+    }
+    d.open(2);
+    assert_eq!(d.line(2, "AUTH carol c1"), "OK");
+    assert_eq!(d.line(2, "USE DATABASE db"), "OK");
+    assert_eq!(d.line(2, "SHOW LENSES"), "NAMES 0");
+    assert_eq!(d.line(1, "DROP USER carol"), "OK");
+    assert_eq!(
+        d.line(2, "SHOW LENSES"),
+        "ERR permission denied: carol lacks R on db"
+    );
+    for s in ["CREATE USER carol PASSWORD \"c1\"", "GRANT A ON * TO carol"] {
+        assert_eq!(d.line(1, s), "OK", "{s}");
+    }
+    // The old session is still nobody; a new one is the new carol.
+    assert_eq!(
+        d.line(2, "CREATE DATABASE x"),
+        "ERR permission denied: carol lacks A on *"
+    );
+    assert_eq!(
+        d.line(2, "SHOW GRANTS carol"),
+        "ERR permission denied: carol lacks A on *"
+    );
+    d.open(3);
+    assert_eq!(d.line(3, "AUTH carol c1"), "OK");
+    assert_eq!(d.line(3, "CREATE DATABASE x"), "OK");
+}

@@ -55,6 +55,8 @@ pub struct Snapshot(Store);
 
 #[derive(Clone, Debug, PartialEq)]
 struct User {
+    /// Which creation of this name (a session belongs to one creation, not to the name).
+    id: u64,
     password: String,
     /// Database name (or `*`) -> permission bits (see `parse::PERM_LETTERS`).
     grants: BTreeMap<String, u8>,
@@ -71,7 +73,8 @@ struct Store {
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Conn {
     db: Option<String>,
-    user: Option<String>,
+    /// The authenticated user: name and which creation of it.
+    user: Option<(String, u64)>,
     authed: bool,
     /// Buffered statements of an open transaction, each with the database it targets.
     txn: Option<Vec<(String, Stmt)>>,
@@ -91,6 +94,8 @@ pub struct Oracle {
     conns: BTreeMap<u64, Conn>,
     /// The configured bootstrap users, re-created at a restart with no users.
     bootstrap: Vec<(String, String)>,
+    /// The id the next created user gets.
+    next_user_id: u64,
 }
 
 const C: u8 = 1;
@@ -134,9 +139,24 @@ fn range_reply(pieces: &[Piece]) -> String {
     out
 }
 
+/// SEMANTICS: the last user with `A` on `*` keeps it (no REVOKE of it, no DROP USER).
+fn last_admin(store: &Store, user: &str) -> Result<(), String> {
+    let admin = |u: &User| u.grants.get("*").is_some_and(|g| g & A != 0);
+    let others = store.users.iter().filter(|(n, _)| n.as_str() != user);
+    if store.users.get(user).is_some_and(admin) && !others.map(|(_, u)| u).any(admin) {
+        return Err("permission denied: cannot remove the last global admin (A on *)".into());
+    }
+    Ok(())
+}
+
+/// Marks the session user of a dropped user: no user name contains it, so lookups find
+/// nobody (no rights), and messages print the name without it.
+const STALE: char = '\0';
+
 /// Permission check: `who` is `None` when authentication is off (all rights).
 fn check(store: &Store, who: &Option<String>, bit: u8, db: &str) -> Result<(), String> {
     let Some(user) = who else { return Ok(()) };
+    let shown = user.trim_start_matches(STALE);
     let grants = store.users.get(user).map(|u| &u.grants);
     let star = grants.and_then(|g| g.get("*")).copied().unwrap_or(0);
     if star & A != 0 {
@@ -152,7 +172,7 @@ fn check(store: &Store, who: &Option<String>, bit: u8, db: &str) -> Result<(), S
     } else {
         Err(format!(
             "permission denied: {} lacks {} on {}",
-            user,
+            shown,
             perm_string(bit),
             db
         ))
@@ -387,6 +407,7 @@ impl Oracle {
             store: Store::default(),
             conns: BTreeMap::new(),
             bootstrap: cfg.users,
+            next_user_id: 1,
         };
         o.bootstrap_users();
         o
@@ -401,7 +422,16 @@ impl Oracle {
         for (name, password) in self.bootstrap.clone() {
             let mut grants = BTreeMap::new();
             grants.insert("*".to_string(), A);
-            self.store.users.insert(name, User { password, grants });
+            let id = self.next_user_id;
+            self.next_user_id += 1;
+            self.store.users.insert(
+                name,
+                User {
+                    id,
+                    password,
+                    grants,
+                },
+            );
         }
     }
 
@@ -496,14 +526,15 @@ impl Oracle {
             if c.authed {
                 return reply("ERR already authenticated".to_string());
             }
-            let good = self
+            let found = self
                 .store
                 .users
                 .get(user)
-                .is_some_and(|u| u.password == *password);
-            if good {
+                .filter(|u| u.password == *password)
+                .map(|u| u.id);
+            if let Some(id) = found {
                 c.authed = true;
-                c.user = Some(user.clone());
+                c.user = Some((user.clone(), id));
                 return ok();
             }
             return Reply {
@@ -549,7 +580,15 @@ impl Oracle {
             }
         }
         let who = if self.env.auth {
-            self.conns[&conn].user.clone()
+            // A session whose user was dropped (and maybe created again under the same
+            // name) has no rights: it is marked stale (see `STALE`).
+            self.conns[&conn].user.clone().map(|(name, id)| {
+                if self.store.users.get(&name).is_some_and(|u| u.id == id) {
+                    name
+                } else {
+                    format!("{STALE}{name}")
+                }
+            })
         } else {
             None
         };
@@ -768,9 +807,11 @@ impl Oracle {
                     return Err(format!("duplicate user: {}", name));
                 }
                 let user = User {
+                    id: self.next_user_id,
                     password: password.clone(),
                     grants: BTreeMap::new(),
                 };
+                self.next_user_id += 1;
                 self.store.users.insert(name.clone(), user);
                 Ok("OK".to_string())
             }
@@ -779,6 +820,7 @@ impl Oracle {
                     return Err(format!("unknown user: {}", name));
                 }
                 check(store, &who, A, "*")?;
+                last_admin(store, name)?;
                 self.store.users.remove(name);
                 Ok("OK".to_string())
             }
@@ -794,6 +836,9 @@ impl Oracle {
                     return Err(format!("unknown user: {}", user));
                 }
                 check(store, &who, A, db)?;
+                if matches!(stmt, Stmt::Revoke { .. }) && db == "*" && perms & A != 0 {
+                    last_admin(store, user)?;
+                }
                 let grants = &mut self.store.users.get_mut(user).unwrap().grants;
                 let old = grants.get(db).copied().unwrap_or(0);
                 let new = if let Stmt::Grant { .. } = stmt {

@@ -1442,3 +1442,32 @@ fn derive_check_order() {
         ],
     );
 }
+
+#[test]
+fn last_admin_and_session_identity() {
+    let mut o = Oracle::new(OracleConfig {
+        auth: true,
+        import_dir: None,
+        files: BTreeMap::new(),
+        users: vec![("admin".to_string(), "pw".to_string())],
+    });
+    assert_eq!(run(&mut o, 1, 0, "AUTH admin pw"), "OK");
+    let last = "ERR permission denied: cannot remove the last global admin (A on *)";
+    assert_eq!(run(&mut o, 1, 0, "REVOKE A ON * FROM admin"), last);
+    assert_eq!(run(&mut o, 1, 0, "DROP USER admin"), last);
+    assert_eq!(run(&mut o, 1, 0, "CREATE DATABASE db"), "OK");
+    assert_eq!(run(&mut o, 1, 0, "CREATE USER carol PASSWORD \"c\""), "OK");
+    assert_eq!(run(&mut o, 1, 0, "GRANT R ON db TO carol"), "OK");
+    assert_eq!(run(&mut o, 2, 0, "AUTH carol c"), "OK");
+    assert_eq!(run(&mut o, 1, 0, "DROP USER carol"), "OK");
+    assert_eq!(run(&mut o, 1, 0, "CREATE USER carol PASSWORD \"c\""), "OK");
+    assert_eq!(run(&mut o, 1, 0, "GRANT A ON * TO carol"), "OK");
+    assert_eq!(
+        run(&mut o, 2, 0, "CREATE DATABASE x"),
+        "ERR permission denied: carol lacks A on *"
+    );
+    assert_eq!(run(&mut o, 3, 0, "AUTH carol c"), "OK");
+    assert_eq!(run(&mut o, 3, 0, "CREATE DATABASE x"), "OK");
+    // Now carol is a second admin: admin may lose A.
+    assert_eq!(run(&mut o, 1, 0, "REVOKE A ON * FROM admin"), "OK");
+}
