@@ -453,7 +453,12 @@ fn slowloris(
     let h = std::thread::spawn(move || {
         let mut alive = clones.len();
         let mut socks: Vec<Option<TcpStream>> = clones.into_iter().map(Some).collect();
-        while !s2.load(std::sync::atomic::Ordering::Relaxed) && alive > 0 {
+        // Bounded, so a server that never closes them fails the probe instead of hanging it.
+        let give_up = Instant::now() + Duration::from_secs(20);
+        while !s2.load(std::sync::atomic::Ordering::Relaxed)
+            && alive > 0
+            && Instant::now() < give_up
+        {
             for s in socks.iter_mut() {
                 if let Some(k) = s {
                     if k.write_all(b"A").is_err() {
@@ -527,11 +532,13 @@ fn a_partial_line_and_a_missing_auth_have_deadlines() {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let mut buf = [0u8; 64];
-    assert_eq!(
-        silent.read(&mut buf).unwrap_or(0),
-        0,
-        "silent connection got bytes"
-    );
+    match silent.read(&mut buf) {
+        Ok(0) => {}
+        Ok(n) => panic!("the silent connection got {n} bytes"),
+        // A reset is a close too; a timeout is not.
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("the silent connection was not closed: {e}"),
+    }
     // All five slots come free within the deadlines, and the slowloris sockets are closed.
     let alive = h.join().unwrap();
     assert_eq!(alive, 0);
