@@ -808,6 +808,59 @@ mod tests {
     }
 
     #[test]
+    fn copy_lane_runs_one_copy_at_a_time_and_frees_on_every_ending() {
+        let (pool, work) = channel::<Work>();
+        let mut lane = CopyLane::default();
+        let read = |token| Event::FileRead {
+            token,
+            result: Ok(b"0,1,1\n".to_vec()),
+        };
+        let parse = |token| Effect::RunJob {
+            token,
+            job: tau_engine::Job::ParseCsv {
+                data: Vec::new(),
+                path: "f".into(),
+                lens: "x".into(),
+                ty: tau_engine::Type::Int,
+            },
+        };
+        let next_read = || match work.try_recv() {
+            Ok(Work::ReadFile(t, _)) => Some(t),
+            Ok(Work::Job(..)) => panic!("a job on the lane"),
+            Err(_) => None,
+        };
+        for t in [1, 2, 3] {
+            lane.queue.push_back((t, format!("f{t}")));
+        }
+        lane.after_step(&pool);
+        assert_eq!(next_read(), Some(1));
+        assert_eq!(next_read(), None);
+        // Read, parsed, done: the next one starts only then.
+        lane.before(&read(1));
+        lane.saw(&parse(10));
+        lane.after_step(&pool);
+        assert_eq!(next_read(), None);
+        lane.before(&Event::JobDone {
+            token: 10,
+            output: tau_engine::JobOutput::Reply(String::new()),
+        });
+        lane.after_step(&pool);
+        assert_eq!(next_read(), Some(2));
+        // Read, but the engine dropped it (its connection closed): freed at once.
+        lane.before(&read(2));
+        lane.after_step(&pool);
+        assert_eq!(next_read(), Some(3));
+        // A failed read frees it too.
+        lane.before(&Event::FileRead {
+            token: 3,
+            result: Err("gone".into()),
+        });
+        lane.after_step(&pool);
+        assert_eq!(lane.busy, None);
+        assert_eq!(next_read(), None);
+    }
+
+    #[test]
     fn the_store_creates_private_directories_and_files() {
         let root = std::env::temp_dir().join(format!("tau-io-perm-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
