@@ -24,6 +24,7 @@ pub mod recovery;
 pub mod reduce;
 pub mod stats;
 pub mod sweep;
+pub mod timestamp;
 pub mod value;
 pub mod wal;
 

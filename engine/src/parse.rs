@@ -398,10 +398,21 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// A wall-clock time: ms, or an RFC 3339 string literal (SPEC v0.2).
+    fn time_ms(&mut self) -> PResult<i64> {
+        let t = self.peek().clone();
+        if let Kind::Str(s) = &t.kind {
+            self.i += 1;
+            return crate::timestamp::parse_rfc3339(s)
+                .map_err(|why| self.error_at(&t, &format!("an RFC 3339 timestamp ({why})")));
+        }
+        self.int("a time in ms or an RFC 3339 timestamp")
+    }
+
     fn selector(&mut self) -> PResult<Selector> {
         if self.eat_kw("AS") {
             self.kw("OF")?;
-            Ok(Selector::AsOf(self.int("a time in ms")?))
+            Ok(Selector::AsOf(self.time_ms()?))
         } else if self.eat_kw("LAYER") {
             Ok(Selector::Layer(self.count("a layer id")?))
         } else {

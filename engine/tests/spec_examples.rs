@@ -708,3 +708,47 @@ fn a_session_belongs_to_its_user_not_to_the_name() {
     assert_eq!(d.line(3, "AUTH carol c1"), "OK");
     assert_eq!(d.line(3, "CREATE DATABASE x"), "OK");
 }
+
+#[test]
+fn as_of_takes_rfc3339_literals() {
+    // SPEC v0.2: wherever a statement takes a wall-clock time in ms, an RFC 3339 string.
+    let mut d = driver();
+    for s in ["CREATE DATABASE db", "USE DATABASE db", "CREATE LENS x int"] {
+        assert_eq!(d.line(1, s), "OK");
+    }
+    d.now_ms = 1_796_551_200_000; // 2026-12-06T10:00:00Z
+    assert_eq!(d.line(1, "APPEND LENS x 0 10 1"), "OK");
+    d.now_ms += 60_000;
+    assert_eq!(d.line(1, "APPEND LENS x 0 10 2"), "OK");
+    for (when, want) in [
+        ("\"2026-12-06T09:59:59.999Z\"", "VAL NIL"),
+        ("\"2026-12-06T10:00:00Z\"", "VAL i1"),
+        ("\"2026-12-06T11:00:30+01:00\"", "VAL i1"),
+        ("\"2026-12-06T10:01:00.000Z\"", "VAL i2"),
+        ("1796551260000", "VAL i2"),
+    ] {
+        assert_eq!(
+            d.line(1, &format!("AT LENS x 5 AS OF {when}")),
+            want,
+            "{when}"
+        );
+    }
+    assert_eq!(
+        d.line(
+            1,
+            "RANGE LENS x 0 10 AS OF \"2026-12-06T10:00:00.250+00:00\""
+        ),
+        "RANGE 1; 0:10:i1"
+    );
+    assert_eq!(
+        d.line(
+            1,
+            "REDUCE LENS x 0 10 AS OF \"2026-12-06T10:00:00Z\" USING sum"
+        ),
+        "VAL i1"
+    );
+    let bad = d.line(1, "AT LENS x 5 AS OF \"2026-12-06T25:00:00Z\"");
+    assert!(bad.starts_with("ERR parse error at column 18: "), "{bad}");
+    let bad = d.line(1, "AT LENS x 5 AS OF \"tomorrow\"");
+    assert!(bad.starts_with("ERR parse error at column 18: "), "{bad}");
+}

@@ -386,6 +386,20 @@ impl P {
     fn sel(&mut self) -> PResult<Sel> {
         if self.eat_kw("AS") {
             self.expect_kw("OF")?;
+            // SPEC v0.2: an RFC 3339 string literal names the same millisecond.
+            if let Some(Token {
+                tok: Tok::Str(text),
+                ..
+            }) = self.peek().cloned()
+            {
+                return match crate::clock::rfc3339_ms(&text) {
+                    Some(ms) => {
+                        self.pos += 1;
+                        Ok(Sel::AsOf(ms))
+                    }
+                    None => self.err("an RFC 3339 timestamp"),
+                };
+            }
             Ok(Sel::AsOf(self.int("an integer")?))
         } else if self.eat_kw("LAYER") {
             Ok(Sel::Layer(self.int("an integer")?))

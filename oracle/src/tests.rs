@@ -1471,3 +1471,42 @@ fn last_admin_and_session_identity() {
     // Now carol is a second admin: admin may lose A.
     assert_eq!(run(&mut o, 1, 0, "REVOKE A ON * FROM admin"), "OK");
 }
+
+#[test]
+fn as_of_takes_rfc3339_literals() {
+    assert_eq!(crate::clock::rfc3339_ms("1970-01-01T00:00:00Z"), Some(0));
+    assert_eq!(
+        crate::clock::rfc3339_ms("2026-12-06T10:00:00.250+01:00"),
+        Some(1_796_551_200_000 - 3_600_000 + 250)
+    );
+    assert_eq!(
+        crate::clock::rfc3339_ms("1969-12-31T23:59:59.999Z"),
+        Some(-1)
+    );
+    assert_eq!(crate::clock::rfc3339_ms("2026-02-29T00:00:00Z"), None);
+    assert_eq!(crate::clock::rfc3339_ms("2026-12-06T10:00:60Z"), None);
+    let mut o = db_oracle();
+    assert_eq!(run(&mut o, 1, 1000, "CREATE LENS x int"), "OK");
+    assert_eq!(run(&mut o, 1, 1000, "APPEND LENS x 0 10 1"), "OK");
+    assert_eq!(run(&mut o, 1, 5000, "APPEND LENS x 0 10 2"), "OK");
+    assert_eq!(
+        run(
+            &mut o,
+            1,
+            6000,
+            "AT LENS x 5 AS OF \"1970-01-01T00:00:04Z\""
+        ),
+        "VAL i1"
+    );
+    assert_eq!(
+        run(
+            &mut o,
+            1,
+            6000,
+            "AT LENS x 5 AS OF \"1970-01-01T01:00:05+01:00\""
+        ),
+        "VAL i2"
+    );
+    assert!(run(&mut o, 1, 6000, "AT LENS x 5 AS OF \"soon\"")
+        .starts_with("ERR parse error at column 18"));
+}
