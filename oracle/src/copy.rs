@@ -158,7 +158,16 @@ pub fn read(
         ));
     };
     let mut out = Vec::new();
-    for (idx, raw) in text.split('\n').enumerate() {
+    let pieces: Vec<&str> = text.split('\n').collect();
+    for (idx, raw) in pieces.iter().enumerate() {
+        // SEMANTICS (COPY): every line ends with a newline; text after the last one may be
+        // a line cut short, so the file is refused (earlier bad lines are reported first).
+        if idx + 1 == pieces.len() && !raw.is_empty() {
+            return Err(format!(
+                "line {}: no newline at the end of the file (cut short?)",
+                idx + 1
+            ));
+        }
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         let trimmed = line.trim_matches(|c| c == ' ' || c == '\t');
         if trimmed.is_empty() || trimmed.starts_with('#') {

@@ -850,6 +850,8 @@ fn copy_from_import_dir() {
     add("/import/late.csv", "5,1,1\n0,1,zzz\n");
     add("/import/empty.csv", "# nothing\n\n");
     add("/import/sub/f.csv", "0,1,1\n");
+    add("/import/cut.csv", "0,10,1\n10,20,137");
+    add("/import/cut_bad.csv", "0,10,x\n10,20,137");
     files.insert("/import/bin.csv".to_string(), vec![0xff, b'\n']);
     let mut o = Oracle::new(OracleConfig {
         auth: false,
@@ -943,6 +945,15 @@ fn copy_from_import_dir() {
             ),
             ("COPY LENS x FROM a.csv", "ERR parse error"),
         ],
+    );
+    // A last line without its newline may be cut short: refused (earlier bad lines first).
+    assert_eq!(
+        run(&mut o, 1, 0, "COPY LENS x FROM \"cut.csv\""),
+        "ERR line 2: no newline at the end of the file (cut short?)"
+    );
+    assert_eq!(
+        run(&mut o, 1, 0, "COPY LENS x FROM \"cut_bad.csv\""),
+        "ERR line 1: invalid value"
     );
     let mut o = oracle();
     script(
