@@ -78,6 +78,14 @@ pub struct Server {
     rejecting: AtomicUsize,
     next_id: AtomicU64,
     limiter: Mutex<Limiter>,
+    /// Per address, at most as many AUTH checks in flight as the throttle allows failures
+    /// (`max_auth_failures`): a connection waits for a slot before its AUTH is read, and
+    /// frees it with its first reply. Each check takes a throttle token when it starts
+    /// (refunded on success): when failures were counted only as replies were written,
+    /// 1,000 concurrent wrong AUTHs were all checked. The slots keep a pool of good logins
+    /// from one address waiting its turn instead of being turned away.
+    auth_slots: Mutex<HashMap<IpAddr, Arc<smol::lock::Semaphore>>>,
+    auth_concurrency: usize,
 }
 
 impl Server {
@@ -111,6 +119,8 @@ impl Server {
                 s.max_auth_failures,
                 Duration::from_secs(s.failure_refill_secs),
             )),
+            auth_slots: Mutex::new(HashMap::new()),
+            auth_concurrency: s.max_auth_failures.max(1) as usize,
         }
     }
 
@@ -202,6 +212,28 @@ impl Limiter {
     /// No failures left for `ip`.
     pub fn blocked(&mut self, ip: IpAddr, now: Instant) -> bool {
         self.level(ip, now) < 1.0
+    }
+
+    /// Take a token for an AUTH about to be checked (as if it failed): `false`, and
+    /// nothing taken, when the address has none left. See [`Limiter::refund`].
+    pub fn reserve(&mut self, ip: IpAddr, now: Instant) -> bool {
+        if self.blocked(ip, now) {
+            return false;
+        }
+        self.failure(ip, now);
+        true
+    }
+
+    /// The AUTH succeeded: give its token back.
+    pub fn refund(&mut self, ip: IpAddr, now: Instant) {
+        let cap = self.cap;
+        let level = self.level(ip, now);
+        if level + 1.0 >= cap {
+            // Full again: forget the address (keeps the table small).
+            self.buckets.remove(&ip);
+        } else if let Some((tokens, _)) = self.buckets.get_mut(&ip) {
+            *tokens = level + 1.0;
+        }
     }
 
     pub fn failure(&mut self, ip: IpAddr, now: Instant) {
@@ -535,12 +567,44 @@ async fn run<S>(stream: S, peer: SocketAddr, sv: &Arc<Server>, accepted_at: Inst
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // With auth on, wait for one of this address's AUTH slots (see `Server::auth_slots`),
+    // within the time the client has for its AUTH line anyway.
+    let mut auth_slot = None;
+    if sv.auth {
+        let slots = {
+            let mut map = sv.auth_slots.lock().expect("auth slots lock");
+            if map.len() >= LIMITER_ADDRESSES_MAX {
+                // Forget addresses with no connection waiting or checking.
+                map.retain(|_, sem| Arc::strong_count(sem) > 1);
+            }
+            map.entry(peer.ip())
+                .or_insert_with(|| Arc::new(smol::lock::Semaphore::new(sv.auth_concurrency)))
+                .clone()
+        };
+        let deadline = sv.auth_timeout.map(|d| accepted_at + d);
+        let got = async { Some(slots.acquire_arc().await) }
+            .or(async {
+                match deadline {
+                    Some(at) => Timer::at(at).await,
+                    None => std::future::pending().await,
+                };
+                None
+            })
+            .await;
+        let Some(slot) = got else {
+            sv.metrics.auth_throttled.inc();
+            return say_and_close(stream, THROTTLED).await;
+        };
+        auth_slot = Some(slot);
+    }
+    // The check is counted as a failure before it runs, and refunded if it succeeds:
+    // concurrent checks can never outrun the throttle.
     if sv.auth
-        && sv
+        && !sv
             .limiter
             .lock()
             .expect("limiter lock")
-            .blocked(peer.ip(), Instant::now())
+            .reserve(peer.ip(), Instant::now())
     {
         sv.metrics.auth_throttled.inc();
         log(
@@ -570,7 +634,7 @@ where
     let (stop_tx, stop_rx) = channel::bounded::<()>(1);
     let (r, w) = smol::io::split(stream);
     let reader = read_half(id, r, &st, wake_rx, &stop_tx, &stop_rx, sv, accepted_at);
-    let writer = write_half(id, w, out_rx, &st, &stop_tx, &stop_rx, peer, sv);
+    let writer = write_half(id, w, out_rx, &st, &stop_tx, &stop_rx, peer, sv, auth_slot);
     let (mut r, clean) = smol::future::zip(reader, writer).await;
     if clean {
         // Our side is closed. Read and drop what the client still sends until it closes
@@ -770,6 +834,8 @@ async fn write_half<W: AsyncWrite + Unpin>(
     stop: &Receiver<()>,
     peer: SocketAddr,
     sv: &Server,
+    // Held until the AUTH reply is counted.
+    mut auth_slot: Option<smol::lock::SemaphoreGuardArc>,
 ) -> bool {
     // With auth on, the first reply line answers the AUTH line.
     let mut first_reply = sv.auth;
@@ -805,12 +871,15 @@ async fn write_half<W: AsyncWrite + Unpin>(
         }
         if first_reply && !buf.is_empty() {
             first_reply = false;
-            if buf.starts_with(b"ERR authentication failed") {
+            // The check's token was taken when it started; a good AUTH gives it back.
+            if buf.starts_with(b"OK") {
                 sv.limiter
                     .lock()
                     .expect("limiter lock")
-                    .failure(peer.ip(), Instant::now());
+                    .refund(peer.ip(), Instant::now());
             }
+            // Counted: the next connection from this address may have its AUTH checked.
+            drop(auth_slot.take());
         }
         st.answered(buf.iter().filter(|&&b| b == b'\n').count(), &sv.metrics);
         let n = buf.len();

@@ -159,3 +159,54 @@ fn each_right_allows_exactly_what_spec_says() {
     // A database admin may drop their own database.
     assert_eq!(ua.ask("DROP DATABASE d"), "OK");
 }
+
+#[test]
+fn concurrent_wrong_auths_cannot_outrun_the_throttle() {
+    // 200 connections from one address each send one wrong AUTH at once. Failures are
+    // counted when their reply is written, so the server must not check more at a time
+    // than the throttle allows failures: at most 3 are checked, the rest are turned away.
+    let (server, _dir) = auth_server("max_failures = 3\nfailure_refill_secs = 3600\n");
+    let addr = server.addr.clone();
+    let clients: Vec<_> = (0..200)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let mut c = Conn::new(&addr);
+                c.send("AUTH admin wrong\n");
+                c.line()
+            })
+        })
+        .collect();
+    let replies: Vec<String> = clients.into_iter().map(|h| h.join().unwrap()).collect();
+    let checked = replies
+        .iter()
+        .filter(|r| *r == "ERR authentication failed")
+        .count();
+    let throttled = replies
+        .iter()
+        .filter(|r| r.starts_with("ERR authentication failed: too many failed attempts"))
+        .count();
+    assert_eq!(checked + throttled, 200, "{replies:?}");
+    let log = server.log.lock().unwrap().join("\n");
+    assert!(checked <= 3, "{checked} wrong AUTHs were checked\n{log}");
+}
+
+#[test]
+fn a_pool_of_good_logins_from_one_address_all_get_in() {
+    // The AUTH slots bound concurrent checks, they do not refuse good ones: 24 connections
+    // opened at once with the right password all log in (they wait their turn).
+    let (server, _dir) = auth_server("max_failures = 2\n");
+    let addr = server.addr.clone();
+    let logins: Vec<_> = (0..24)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let mut c = Conn::new(&addr);
+                c.ask("AUTH admin pw")
+            })
+        })
+        .collect();
+    for h in logins {
+        assert_eq!(h.join().unwrap(), "OK");
+    }
+}
