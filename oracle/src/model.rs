@@ -17,8 +17,10 @@ pub type Eval = Result<Option<Value>, String>;
 pub struct Layer {
     pub id: u64,
     pub written_at: i64,
-    /// Sorted by start, non-overlapping.
-    pub intervals: Vec<Piece>,
+    /// Sorted by start, non-overlapping. Never changed once written; shared, so that
+    /// copying a store (for all-or-nothing writes, and the simulator's snapshots) does not
+    /// copy every interval of every layer.
+    pub intervals: std::sync::Arc<Vec<Piece>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -505,7 +507,7 @@ impl Reader<'_> {
         let chosen: Vec<&Layer> = layers.iter().filter(|l| self.admits(l)).collect();
         let mut points = vec![s, e];
         for l in &chosen {
-            for (a, b, _) in &l.intervals {
+            for (a, b, _) in l.intervals.iter() {
                 for p in [*a, *b] {
                     if s < p && p < e {
                         points.push(p);
