@@ -48,25 +48,20 @@ fn col(src: &str, byte: usize) -> usize {
     src.get(..byte).map_or(byte, |s| s.chars().count())
 }
 
-/// The next token of `src` from byte `*at` (advanced past it), or `None` at the end.
-/// Tokens are produced one at a time so that a 200 MiB BATCH line never holds a vector of
-/// 50 million tokens (at 48 bytes each that was 10 bytes of memory per byte of input).
-fn lex_next(src: &str, at: &mut usize) -> Result<Option<Tok>, ParseError> {
+fn lex(src: &str) -> Result<Vec<Tok>, ParseError> {
     let b = src.as_bytes();
-    let mut i = *at;
+    let mut toks = Vec::with_capacity(b.len() / 4 + 2);
+    let mut i = 0;
     let err = |at: usize, m: &str| ParseError {
         column: col(src, at),
         message: m.to_string(),
     };
-    while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
-        i += 1;
-    }
-    if i == b.len() {
-        *at = i;
-        return Ok(None);
-    }
-    {
+    while i < b.len() {
         let c = b[i];
+        if c == b' ' || c == b'\t' {
+            i += 1;
+            continue;
+        }
         let start = i;
         let kind = if c.is_ascii_alphabetic() || c == b'_' {
             while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
@@ -173,31 +168,23 @@ fn lex_next(src: &str, at: &mut usize) -> Result<Option<Tok>, ParseError> {
                 }
             }
         };
-        *at = i;
-        Ok(Some(Tok {
+        toks.push(Tok {
             kind,
             start,
             end: i,
-        }))
+        });
     }
-}
-
-/// Lex the whole line only to find the first lexical error, keeping nothing: a line's lex
-/// error is reported before any parse error, whatever their order.
-fn lex_check(src: &str) -> Result<(), ParseError> {
-    let mut at = 0;
-    while lex_next(src, &mut at)?.is_some() {}
-    Ok(())
+    toks.push(Tok {
+        kind: Kind::End,
+        start: b.len(),
+        end: b.len(),
+    });
+    Ok(toks)
 }
 
 struct Parser<'a> {
     src: &'a str,
-    /// Tokens lexed ahead of `i` (from token index `base`), lexed on demand: the parser
-    /// never goes back, so consumed tokens are dropped.
-    toks: std::cell::RefCell<std::collections::VecDeque<Tok>>,
-    base: std::cell::Cell<usize>,
-    /// Where lexing resumes in `src`.
-    lex_at: std::cell::Cell<usize>,
+    toks: Vec<Tok>,
     i: usize,
     depth: usize,
     /// Expression nodes built so far in this statement (see [`MAX_EXPR_NODES`]).
@@ -215,48 +202,12 @@ type PResult<T> = Result<T, ParseError>;
 const RESERVED: [&str; 3] = ["true", "false", "null"];
 
 impl<'a> Parser<'a> {
-    fn new(src: &'a str) -> Result<Parser<'a>, ParseError> {
-        lex_check(src)?;
-        Ok(Parser {
-            src,
-            toks: Default::default(),
-            base: Default::default(),
-            lex_at: Default::default(),
-            i: 0,
-            depth: 0,
-            nodes: 0,
-        })
+    fn peek(&self) -> &Tok {
+        // The last token is always End, and `i` never passes it.
+        &self.toks[self.i.min(self.toks.len() - 1)]
     }
-
-    /// Token `k` (`k >= i`); past the end, the End token.
-    fn tok(&self, k: usize) -> Tok {
-        let mut q = self.toks.borrow_mut();
-        // Tokens before `i` are never read again.
-        while self.base.get() < self.i && !q.is_empty() {
-            q.pop_front();
-            self.base.set(self.base.get() + 1);
-        }
-        assert!(k >= self.base.get(), "the parser never goes back");
-        while self.base.get() + q.len() <= k && q.back().is_none_or(|t| t.kind != Kind::End) {
-            let mut at = self.lex_at.get();
-            let t = lex_next(self.src, &mut at)
-                .expect("the line was lexed once without error")
-                .unwrap_or(Tok {
-                    kind: Kind::End,
-                    start: self.src.len(),
-                    end: self.src.len(),
-                });
-            self.lex_at.set(at);
-            q.push_back(t);
-        }
-        let idx = (k - self.base.get()).min(q.len() - 1);
-        q[idx].clone()
-    }
-    fn peek(&self) -> Tok {
-        self.tok(self.i)
-    }
-    fn peek2(&self) -> Tok {
-        self.tok(self.i + 1)
+    fn peek2(&self) -> &Tok {
+        &self.toks[(self.i + 1).min(self.toks.len() - 1)]
     }
     fn bump(&mut self) -> Tok {
         let t = self.peek().clone();
@@ -281,11 +232,11 @@ impl<'a> Parser<'a> {
         }
     }
     fn fail<T>(&self, expected: &str) -> PResult<T> {
-        Err(self.error_at(&self.peek(), expected))
+        Err(self.error_at(self.peek(), expected))
     }
     fn is_kw(&self, kw: &str) -> bool {
         let t = self.peek();
-        t.kind == Kind::Word && self.text(&t).eq_ignore_ascii_case(kw)
+        t.kind == Kind::Word && self.text(t).eq_ignore_ascii_case(kw)
     }
     fn eat_kw(&mut self, kw: &str) -> bool {
         if self.is_kw(kw) {
@@ -881,7 +832,13 @@ fn parse_auth(line: &str) -> PResult<Statement> {
         return Err(err(pw_at, "expected a password, found end of line".into()));
     }
     let password = if pw_text.starts_with('"') {
-        let mut p = Parser::new(line)?;
+        let mut p = Parser {
+            src: line,
+            toks: lex(line)?,
+            i: 0,
+            depth: 0,
+            nodes: 0,
+        };
         // Skip AUTH and the user name: the password string is the third token.
         p.i = 2;
         let s = p.string("a password")?;
@@ -911,7 +868,13 @@ pub fn parse(line: &str) -> Result<Statement, ParseError> {
     {
         return parse_auth(line);
     }
-    let mut p = Parser::new(line)?;
+    let mut p = Parser {
+        src: line,
+        toks: lex(line)?,
+        i: 0,
+        depth: 0,
+        nodes: 0,
+    };
     p.statement()
 }
 
