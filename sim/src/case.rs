@@ -21,6 +21,9 @@ pub struct SimConfig {
     /// operation or an awaited reply releases them, so several connections' commits wait
     /// on one sync.
     pub hold_io: bool,
+    /// The WAL size that starts a checkpoint; 0: chosen from the seed (600 B, 3000 B or
+    /// 64 MiB).
+    pub checkpoint_bytes: u64,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -186,14 +189,15 @@ impl Case {
         }
         let _ = writeln!(
             s,
-            "config auth={} conns={} compact_threshold={} job_threshold={} hold_jobs={} durable={} hold_io={}",
+            "config auth={} conns={} compact_threshold={} job_threshold={} hold_jobs={} durable={} hold_io={} checkpoint_bytes={}",
             c.auth as u8,
             c.conns,
             c.compact_threshold,
             c.job_threshold,
             c.hold_jobs as u8,
             c.durable as u8,
-            c.hold_io as u8
+            c.hold_io as u8,
+            c.checkpoint_bytes
         );
         for op in &self.ops {
             let _ = writeln!(s, "{}", op.to_line());
@@ -219,6 +223,7 @@ impl Case {
                     hold_jobs: false,
                     durable: false,
                     hold_io: false,
+                    checkpoint_bytes: 0,
                 };
                 for kv in rest.split_whitespace() {
                     let (k, v) = kv.split_once('=').ok_or("bad config")?;
@@ -232,6 +237,7 @@ impl Case {
                         "hold_jobs" | "hold_compactions" => c.hold_jobs = n != 0,
                         "durable" => c.durable = n != 0,
                         "hold_io" => c.hold_io = n != 0,
+                        "checkpoint_bytes" => c.checkpoint_bytes = n as u64,
                         _ => return Err(format!("unknown config key {k}")),
                     }
                 }

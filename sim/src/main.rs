@@ -22,6 +22,7 @@ use std::time::Instant;
 
 const USAGE: &str = "usage: sim [--seeds N] [--start S] [--seed S] [--replay FILE] [--corpus DIR]
            [--ops N] [--faults none|net|disk|all] [--jobs N] [--check-determinism N] [--save]
+           [--long-haul]
   --seeds N              run seeds S..S+N (default 1000)
   --start S              first seed (default 0)
   --seed S               replay one seed
@@ -38,7 +39,10 @@ const USAGE: &str = "usage: sim [--seeds N] [--start S] [--seed S] [--replay FIL
                          all: both; none: neither (restarts still happen)
   --jobs N               parallel seeds (default: number of cores)
   --check-determinism N  run N seeds twice and compare trace hashes
-  --save                 write the shrunk case of a failure into seeds/";
+  --save                 write the shrunk case of a failure into seeds/
+  --long-haul            a few long-lived stores: every seed durable, checkpoint thresholds
+                         of 1 kB / 5 kB / 25 kB, the main database and lenses a..c never
+                         dropped; defaults --seeds 4 --ops 110000 (build with --release)";
 
 struct Args {
     seeds: u64,
@@ -52,6 +56,7 @@ struct Args {
     jobs: usize,
     determinism: Option<u64>,
     save: bool,
+    long_haul: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -67,18 +72,27 @@ fn parse_args() -> Result<Args, String> {
         jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
         determinism: None,
         save: false,
+        long_haul: false,
     };
+    let (mut seeds_set, mut ops_set) = (false, false);
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or(format!("{flag} needs a value"));
         let num = |s: String| s.parse::<u64>().map_err(|_| format!("bad number {s:?}"));
         match flag.as_str() {
-            "--seeds" => a.seeds = num(val()?)?,
+            "--seeds" => {
+                a.seeds = num(val()?)?;
+                seeds_set = true;
+            }
             "--start" => a.start = num(val()?)?,
             "--seed" => a.seed = Some(num(val()?)?),
             "--replay" => a.replay = Some(val()?),
             "--corpus" => a.corpus = Some(val()?),
-            "--ops" => a.ops = num(val()?)? as usize,
+            "--ops" => {
+                a.ops = num(val()?)? as usize;
+                ops_set = true;
+            }
+            "--long-haul" => a.long_haul = true,
             "--jobs" => a.jobs = (num(val()?)? as usize).max(1),
             "--check-determinism" => a.determinism = Some(num(val()?)?),
             "--save" => a.save = true,
@@ -95,6 +109,14 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown flag {other}\n{USAGE}")),
         }
     }
+    if a.long_haul {
+        if !seeds_set {
+            a.seeds = 4;
+        }
+        if !ops_set {
+            a.ops = 110_000;
+        }
+    }
     Ok(a)
 }
 
@@ -106,7 +128,7 @@ thread_local! {
 }
 
 fn make_case(seed: u64, args: &Args) -> Case {
-    let mut c = workload::Gen::new(seed).case(seed, args.ops);
+    let mut c = workload::Gen::new(seed, args.long_haul).case(seed, args.ops);
     if !args.disk_faults {
         c.ops.retain(|o| {
             !matches!(
@@ -193,8 +215,20 @@ fn fail(case: &Case, d: &Divergence, save: bool, from_file: Option<&str>, flags:
         eprintln!("replay: cargo run -p sim -- --replay {f}");
         std::process::exit(1);
     }
+    // Nothing after the op that diverged matters (long cases shrink much faster).
+    let mut case = case.clone();
+    if d.step > 0 && d.step + 1 < case.ops.len() {
+        let cut = Case {
+            seed: case.seed,
+            cfg: case.cfg.clone(),
+            ops: case.ops[..=d.step].to_vec(),
+        };
+        if matches!(run_safe(&cut).0, Some(d2) if d2.signature() == d.signature()) {
+            case = cut;
+        }
+    }
     eprintln!("shrinking {} ops ...", case.ops.len());
-    let small = shrink_case(case, d);
+    let small = shrink_case(&case, d);
     let (d2, _) = run_safe(&small);
     let caught = match &d2 {
         Some(d2) => format!(
@@ -369,6 +403,9 @@ fn main() {
     });
     if let Some((case, d)) = failure.into_inner().expect("no poisoned lock") {
         let mut flags = String::new();
+        if args.long_haul {
+            flags += " --long-haul";
+        }
         if args.ops != 500 {
             flags += &format!(" --ops {}", args.ops);
         }

@@ -187,6 +187,10 @@ struct World<'c> {
     crashed: Option<u64>,
     /// An injected storage error reached the engine since it booted.
     faulted: bool,
+    /// A write was refused because the store failed for good (an fsync or append error,
+    /// not a full disk): from then on until the next start, writes are refused before
+    /// their record is written, so they cannot have reached the disk.
+    fail_stopped: bool,
     /// Committed states past the oracle's that recovery may also show: submitted writes
     /// whose fate is unknown (cut off by a crash, or refused after a failed sync that may
     /// still have reached the disk), each state including all before it.
@@ -453,7 +457,10 @@ impl World<'_> {
                     .then(|| tau_engine::wal::WalKey::new(&[case.seed as u8; 32])),
                 repair: false,
                 // Small thresholds make checkpoints (and recovery from them) frequent.
-                checkpoint_bytes: [600, 3000, 1 << 26][(case.seed % 3) as usize],
+                checkpoint_bytes: match c.checkpoint_bytes {
+                    0 => [600, 3000, 1 << 26][(case.seed % 3) as usize],
+                    n => n,
+                },
             }),
             ..Config::default()
         }
@@ -486,6 +493,7 @@ impl World<'_> {
             self.engine = Engine::new(self.config());
             self.fatal = None;
             self.faulted = false;
+            self.fail_stopped = false;
             self.held.clear();
             self.io.clear();
             self.received.clear();
@@ -987,7 +995,9 @@ impl World<'_> {
                             } else if storage_error {
                                 // Refused by the failing disk: not applied, maybe durable
                                 // (as below).
-                                self.uncertain.push(o.snapshot());
+                                if !self.fail_stopped {
+                                    self.uncertain.push(o.snapshot());
+                                }
                                 o.restore(alt_before[k].clone());
                                 refused.push(o);
                             }
@@ -1014,8 +1024,11 @@ impl World<'_> {
                         // Refused because the disk failed: not applied, but its record
                         // may have reached the disk before the failure.
                         self.stats.fault("writes refused on storage error");
-                        let s = shadow.get_or_insert_with(|| self.oracle.clone());
-                        self.uncertain.push(s.snapshot());
+                        if !self.fail_stopped {
+                            let s = shadow.get_or_insert_with(|| self.oracle.clone());
+                            self.uncertain.push(s.snapshot());
+                        }
+                        self.note_refusal(&act);
                         let kept = before.clone();
                         self.oracle
                             .restore(kept.expect("a storage fault was on, so the state was kept"));
@@ -1240,6 +1253,7 @@ impl World<'_> {
         // Refused because the disk failed: not applied, but its record may have reached
         // the disk first. Every later outstanding write is refused with it.
         self.stats.fault("writes refused on storage error");
+        self.note_refusal(&act);
         if self.outstanding_refused {
             self.stats
                 .fault("waiting commits refused together on one storage failure");
@@ -1250,6 +1264,14 @@ impl World<'_> {
             self.outstanding_refused = true;
         }
         Ok(())
+    }
+
+    /// A write was refused with `act` (`ERR storage error: ...`): unless the disk was only
+    /// full, the store has stopped taking writes (see `fail_stopped`).
+    fn note_refusal(&mut self, act: &str) {
+        if !act.starts_with("ERR storage error: disk full") {
+            self.fail_stopped = true;
+        }
     }
 
     /// Run every held storage op (and whatever they lead to) to the end; then every
@@ -1368,6 +1390,7 @@ pub fn run(case: &Case) -> Outcome {
         crash_in: None,
         crashed: None,
         faulted: false,
+        fail_stopped: false,
         uncertain: Vec::new(),
         alts: Vec::new(),
         history: VecDeque::new(),

@@ -103,6 +103,7 @@ pub struct Gen {
     disk_rates: [u32; 5],
     disk_full: bool,
     weights: Vec<u32>,
+    long_haul: bool,
     /// What the generator believes each base lens's type is (it may be wrong; that
     /// only makes more statements invalid).
     types: BTreeMap<&'static str, &'static str>,
@@ -122,12 +123,15 @@ fn pick<'a, T>(r: &mut ChaCha8Rng, xs: &'a [T]) -> &'a T {
 }
 
 impl Gen {
-    pub fn new(seed: u64) -> Gen {
+    /// A case generator for `seed`. `long_haul`: a store that lives through the whole
+    /// case (always durable, small checkpoint thresholds, the main database and lenses
+    /// `a`..`c` never dropped), for runs of 100,000s of statements.
+    pub fn new(seed: u64, long_haul: bool) -> Gen {
         let mut cfg_rng = ChaCha8Rng::seed_from_u64(seed ^ 0xC0F1_6000);
         let rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5747_3000);
         let net = ChaCha8Rng::seed_from_u64(seed ^ 0x4E37_0000);
         let mut disk = ChaCha8Rng::seed_from_u64(seed ^ 0xD15C_0000);
-        let mut disk_rates = [120, 40, 40, 25, 40];
+        let mut disk_rates: [u32; 5] = [120, 40, 40, 25, 40];
         for r in &mut disk_rates {
             match disk.gen_range(0..10) {
                 0..=2 => *r = 0,
@@ -156,8 +160,23 @@ impl Gen {
             hold_jobs: cfg_rng.gen_bool(0.5),
             durable: cfg_rng.gen_bool(0.5),
             hold_io: false,
+            checkpoint_bytes: 0,
         };
         let mut cfg = cfg;
+        if long_haul {
+            // Restarts recover the whole store: a few hundred per seed, not thousands.
+            for r in &mut disk_rates {
+                *r = r.div_ceil(10);
+            }
+            cfg.durable = true;
+            // Many WAL rotations and checkpoints per seed, of a store that keeps growing.
+            cfg.checkpoint_bytes = [1_000, 5_000, 25_000][(seed % 3) as usize];
+            for (w, k) in weights.iter_mut().zip(KINDS) {
+                if matches!(*k, "DROP DATABASE" | "DROP LENS") {
+                    *w = (*w).min(1);
+                }
+            }
+        }
         // Held storage in half the durable seeds, with at least three connections: a sync
         // covers the appends made while the one before it ran, so two waiters share a
         // sync only when a third commit was in flight.
@@ -173,6 +192,7 @@ impl Gen {
             disk_rates,
             disk_full: false,
             weights,
+            long_haul,
             types: BTreeMap::new(),
             cfg,
             fresh,
@@ -205,9 +225,36 @@ impl Gen {
             self.types.insert(l, t);
         }
         let mut count = 0;
+        // (Long haul) an operator's answer to a fault, due after this many more turns: a
+        // fail-stopped server is restarted, a full disk gets room again. Without it a
+        // long run would spend most of its time refusing writes.
+        let mut remedy: Option<(u32, Op)> = None;
         while count < n {
+            if let Some((turns, op)) = remedy.take() {
+                if turns == 0 {
+                    if matches!(op, Op::DiskFull { .. }) {
+                        self.disk_full = false;
+                    }
+                    if matches!(op, Op::Restart) {
+                        self.fresh.iter_mut().for_each(|f| *f = true);
+                    }
+                    ops.push(op);
+                    continue;
+                }
+                remedy = Some((turns - 1, op));
+            }
             if self.cfg.durable {
                 if let Some(op) = self.disk_fault() {
+                    if self.long_haul && remedy.is_none() {
+                        let turns = self.disk.gen_range(1..50);
+                        remedy = match op {
+                            Op::FailSync => Some((turns, Op::Restart)),
+                            Op::DiskFull { full: true } => {
+                                Some((turns, Op::DiskFull { full: false }))
+                            }
+                            _ => None,
+                        };
+                    }
                     ops.push(op);
                     continue;
                 }
@@ -268,7 +315,7 @@ impl Gen {
                 });
                 continue;
             }
-            if r < 9 && self.cfg.durable {
+            if r < 9 && self.cfg.durable && (!self.long_haul || self.net.gen_ratio(1, 10)) {
                 // Every connection drops; each starts a new session next time.
                 ops.push(Op::Restart);
                 self.fresh.iter_mut().for_each(|f| *f = true);
@@ -589,8 +636,13 @@ impl Gen {
         match KINDS[k] {
             "CREATE DATABASE" => format!("CREATE DATABASE {}", pick(r, DBS)),
             "DROP DATABASE" => {
-                // Dropping the main database ends most of a case's work: keep it rare.
-                let db = if r.gen_range(0..4) == 0 { "db" } else { "db2" };
+                // Dropping the main database ends most of a case's work: keep it rare
+                // (and never in a long haul).
+                let db = if r.gen_range(0..4) == 0 && !self.long_haul {
+                    "db"
+                } else {
+                    "db2"
+                };
                 format!("DROP DATABASE {db}")
             }
             "USE DATABASE" => format!("USE DATABASE {}", pick(r, &["db", "db", "db", "db2", "zz"])),
@@ -598,10 +650,22 @@ impl Gen {
             "CREATE LENS" => {
                 let l = self.base();
                 let t = *pick(&mut self.rng, TYPES);
-                self.types.insert(l, t);
+                // (A long haul never drops a, b or c: their types never change.)
+                if !(self.long_haul && matches!(l, "a" | "b" | "c")) {
+                    self.types.insert(l, t);
+                }
                 format!("CREATE LENS {l} {t}")
             }
-            "DROP LENS" => format!("DROP LENS {}", self.any_lens()),
+            "DROP LENS" => {
+                let l = self.any_lens();
+                // A long haul keeps a, b and c (and so their history) for the whole case.
+                let l = if self.long_haul && matches!(l, "a" | "b" | "c") {
+                    "d"
+                } else {
+                    l
+                };
+                format!("DROP LENS {l}")
+            }
             "SHOW LENSES" => "SHOW LENSES".into(),
             "DERIVE LENS" => {
                 let name = *pick(&mut self.rng, DERIVED);
@@ -692,8 +756,9 @@ impl Gen {
                 r.gen_range(1..3)
             ),
             "DROP USER" => {
-                // Dropping the admin locks most of an auth seed out: keep it rare.
-                let u = if r.gen_range(0..10) == 0 {
+                // Dropping the admin locks most of an auth seed out: keep it rare (and
+                // never in a long haul, whose restart probes must see everything).
+                let u = if r.gen_range(0..10) == 0 && !self.long_haul {
                     "admin"
                 } else {
                     pick(r, &["u1", "u2"])
@@ -704,7 +769,11 @@ impl Gen {
             "GRANT" | "REVOKE" => {
                 let perms = *pick(r, &["R", "U", "C", "D", "A", "RU", "CRUD", "*", "r u"]);
                 let db = *pick(r, &["db", "db2", "*", "zz"]);
-                let user = *pick(r, USERS);
+                let mut user = *pick(r, USERS);
+                if self.long_haul && KINDS[k] == "REVOKE" && user == "admin" {
+                    // (The probes after a restart read the store as admin.)
+                    user = "u1";
+                }
                 if KINDS[k] == "GRANT" {
                     format!("GRANT {perms} ON {db} TO {user}")
                 } else {
