@@ -260,6 +260,9 @@ struct ConnState {
     /// Statement lines received and not yet answered, with when they arrived, run-length
     /// encoded: for the latency histogram and the idle check.
     lines: Mutex<VecDeque<(u32, Instant)>>,
+    /// With auth on: the AUTH throttle token this connection reserved is still out (not yet
+    /// refunded by a good AUTH, nor spent by a failed one).
+    auth_token_out: std::sync::atomic::AtomicBool,
 }
 
 impl ConnState {
@@ -621,6 +624,7 @@ where
         consumed: AtomicU64::new(0),
         wake: wake_tx,
         lines: Mutex::new(VecDeque::new()),
+        auth_token_out: std::sync::atomic::AtomicBool::new(sv.auth),
     });
     let sink = NetSink {
         out: out_tx,
@@ -636,6 +640,14 @@ where
     let reader = read_half(id, r, &st, wake_rx, &stop_tx, &stop_rx, sv, accepted_at);
     let writer = write_half(id, w, out_rx, &st, &stop_tx, &stop_rx, peer, sv, auth_slot);
     let (mut r, clean) = smol::future::zip(reader, writer).await;
+    // No AUTH was checked (a silent or stalled client, a non-AUTH first line): only a
+    // failed check spends a token, so idle sockets cannot lock out their address.
+    if st.auth_token_out.swap(false, Ordering::Relaxed) {
+        sv.limiter
+            .lock()
+            .expect("limiter lock")
+            .refund(peer.ip(), Instant::now());
+    }
     if clean {
         // Our side is closed. Read and drop what the client still sends until it closes
         // too (briefly): closing a socket with unread input resets it, and a reset can
@@ -871,8 +883,11 @@ async fn write_half<W: AsyncWrite + Unpin>(
         }
         if first_reply && !buf.is_empty() {
             first_reply = false;
-            // The check's token was taken when it started; a good AUTH gives it back.
-            if buf.starts_with(b"OK") {
+            // The check's token was taken when it started: a failed AUTH spends it,
+            // anything else gives it back (a good AUTH now, others when they close).
+            if buf.starts_with(b"ERR authentication failed") {
+                st.auth_token_out.store(false, Ordering::Relaxed);
+            } else if buf.starts_with(b"OK") && st.auth_token_out.swap(false, Ordering::Relaxed) {
                 sv.limiter
                     .lock()
                     .expect("limiter lock")
