@@ -639,7 +639,7 @@ where
     let (r, w) = smol::io::split(stream);
     let reader = read_half(id, r, &st, wake_rx, &stop_tx, &stop_rx, sv, accepted_at);
     let writer = write_half(id, w, out_rx, &st, &stop_tx, &stop_rx, peer, sv, auth_slot);
-    let (mut r, clean) = smol::future::zip(reader, writer).await;
+    let (r, clean) = smol::future::zip(reader, writer).await;
     // No AUTH was checked (a silent or stalled client, a non-AUTH first line): only a
     // failed check spends a token, so idle sockets cannot lock out their address.
     if st.auth_token_out.swap(false, Ordering::Relaxed) {
@@ -652,18 +652,7 @@ where
         // Our side is closed. Read and drop what the client still sends until it closes
         // too (briefly): closing a socket with unread input resets it, and a reset can
         // destroy replies the client has not read yet.
-        let mut sink = vec![0u8; 16 << 10];
-        async {
-            while let Ok(n) = r.read(&mut sink).await {
-                if n == 0 {
-                    break;
-                }
-            }
-        }
-        .or(async {
-            Timer::after(REJECT_LINGER).await;
-        })
-        .await;
+        drain(r).await;
     }
 }
 
